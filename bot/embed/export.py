@@ -107,6 +107,9 @@ def _state_dict(e5: E5File) -> dict[str, "np.ndarray"]:
         "embeddings.token_type_embeddings.weight": t["emb.type"],
         "embeddings.LayerNorm.weight": t["emb.ln.w"].reshape(h),
         "embeddings.LayerNorm.bias": t["emb.ln.b"].reshape(h),
+        # Unused by mean pooling; present so the checkpoint loads without warnings.
+        "pooler.dense.weight": np.zeros((h, h), dtype=np.float32),
+        "pooler.dense.bias": np.zeros(h, dtype=np.float32),
     }
     names = {
         "q": "attention.self.query",

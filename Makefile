@@ -1,0 +1,36 @@
+# Two commands do all set-up: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# The CPU build of torch; an unpinned torch would pull a multi-GB CUDA build.
+TORCH := torch==2.13.0
+MODEL_DIR := index/model-e5-small
+
+.PHONY: run test install model index eval clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+model: install
+	$(PY) -m bot export-model --if-missing
+
+index: model
+	$(PY) -m bot build
+
+run: index
+	$(PY) -m bot serve
+
+test: model
+	$(PY) -m pytest
+
+eval: index
+	$(PY) -m bot eval --split test
+
+clean:
+	rm -rf $(VENV) index/faq index/model-e5-small

@@ -1,0 +1,159 @@
+"""Turn ranked candidates into a decision: answered, ambiguous or fallback.
+
+The confidence is a logistic model over retrieval features, fitted on the tune split
+of corpus/eval.yaml (scripts/tune_decision.py) so that it reads as the probability
+that the top entry is the right answer. Below the answer threshold the bot does not
+guess: it offers suggestions when some are plausible, and always gives the route to
+the desk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel
+
+from bot.corpus import Entry
+from bot.desk import Desk, Route
+from bot.retrieve import Candidate, Retriever
+
+Decision = Literal["answered", "ambiguous", "fallback"]
+
+AMBIGUOUS_MESSAGE = (
+    "ご質問にぴったり合う回答が見つかりませんでした。"
+    "次のご質問のいずれかに近いでしょうか。該当しない場合は、窓口へご相談ください。"
+)
+FALLBACK_MESSAGE = "申し訳ありません。このご質問には、こちらのよくあるご質問ではお答えできません。"
+
+
+class FaqRef(BaseModel):
+    id: str
+    question: str
+    category: str
+
+
+class Suggestion(FaqRef):
+    confidence: float
+
+
+class Reply(BaseModel):
+    """The answer to one query, exactly what the API returns."""
+
+    ask_id: str
+    answered: bool
+    decision: Decision
+    answer: str
+    faq: FaqRef | None
+    confidence: float
+    suggestions: list[Suggestion]
+    route: Route | None
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Logistic model: confidence = sigmoid(bias + sum(w * feature))."""
+
+    weights: tuple[float, float, float, float]
+    bias: float
+
+    @staticmethod
+    def features(candidate: Candidate, runner_up_score: float) -> tuple[float, float, float, float]:
+        """Fused score, margin over the best other entry, dense question score, coverage."""
+        return (
+            candidate.score,
+            candidate.score - runner_up_score,
+            candidate.question,
+            candidate.coverage,
+        )
+
+    def confidence(self, candidate: Candidate, runner_up_score: float) -> float:
+        z = self.bias + sum(w * f for w, f in zip(self.weights, self.features(candidate, runner_up_score)))
+        return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+
+
+@dataclass(frozen=True)
+class DecisionPolicy:
+    answer_threshold: float
+    suggest_threshold: float
+    max_suggestions: int
+
+
+def candidate_confidences(candidates: Sequence[Candidate], calibration: Calibration) -> list[float]:
+    """Each candidate's confidence, its margin taken over the best *other* entry."""
+    if not candidates:
+        return []
+    if len(candidates) == 1:
+        return [calibration.confidence(candidates[0], 0.0)]
+    best, second = candidates[0].score, candidates[1].score
+    return [calibration.confidence(c, second if i == 0 else best) for i, c in enumerate(candidates)]
+
+
+def decide(confidences: Sequence[float], policy: DecisionPolicy) -> Decision:
+    if confidences and confidences[0] >= policy.answer_threshold:
+        return "answered"
+    if confidences and confidences[0] >= policy.suggest_threshold:
+        return "ambiguous"
+    return "fallback"
+
+
+class Answerer:
+    """The whole query path: rank, calibrate, decide, and build the reply."""
+
+    def __init__(self, retriever: Retriever, desk: Desk, calibration: Calibration, policy: DecisionPolicy) -> None:
+        self.retriever = retriever
+        self.desk = desk
+        self.calibration = calibration
+        self.policy = policy
+
+    def ask(self, query: str, now: dt.datetime | None = None) -> Reply:
+        candidates = self.retriever.rank(query)
+        return self.reply(candidates, now)
+
+    def reply(self, candidates: Sequence[Candidate], now: dt.datetime | None = None) -> Reply:
+        confidences = candidate_confidences(candidates, self.calibration)
+        decision = decide(confidences, self.policy)
+        top_conf = round(confidences[0], 4) if confidences else 0.0
+        start = 1 if decision == "answered" else 0
+        suggestions = [
+            _suggestion(c.entry, conf)
+            for c, conf in list(zip(candidates, confidences))[start : start + self.policy.max_suggestions]
+            if conf >= self.policy.suggest_threshold
+        ]
+        ask_id = uuid.uuid4().hex
+        if decision == "answered":
+            top = candidates[0].entry
+            return Reply(
+                ask_id=ask_id,
+                answered=True,
+                decision=decision,
+                answer=top.answer,
+                faq=FaqRef(id=top.id, question=top.question, category=top.category),
+                confidence=top_conf,
+                suggestions=suggestions,
+                route=None,
+            )
+        if decision == "ambiguous" and suggestions:
+            message = AMBIGUOUS_MESSAGE
+        else:
+            decision, suggestions = "fallback", []
+            message = FALLBACK_MESSAGE
+        route = self.desk.route(now)
+        return Reply(
+            ask_id=ask_id,
+            answered=False,
+            decision=decision,
+            answer=f"{message}\n{route.message}",
+            faq=None,
+            confidence=top_conf,
+            suggestions=suggestions,
+            route=route,
+        )
+
+
+def _suggestion(entry: Entry, confidence: float) -> Suggestion:
+    return Suggestion(id=entry.id, question=entry.question, category=entry.category, confidence=round(confidence, 4))

