@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "index/model-e5-small"
+_PLACEHOLDERS = frozenset({"", "changeme", "change-me", "changethis", "secret", "xxx", "todo", "your-secret"})
 
 
 class Settings(BaseSettings):
@@ -55,6 +56,36 @@ class Settings(BaseSettings):
     answer_threshold: float = Field(0.76, ge=0.0, le=1.0)
     suggest_threshold: float = Field(0.25, ge=0.0, le=1.0)
     max_suggestions: int = Field(3, ge=0, le=10)
+
+    # Storage: feedback and query log (any SQLAlchemy URL; SQLite file by default).
+    database_url: str = "sqlite:///var/faqbot.sqlite3"
+
+    # Channels. A channel whose secrets are unset stays off.
+    cors_origins: list[str] = Field(
+        default_factory=list, description="origins allowed to call the API from a browser (JSON list)"
+    )
+    line_channel_secret: SecretStr | None = None
+    line_channel_access_token: SecretStr | None = None
+    line_api_base_url: str = "https://api.line.me"
+    slack_signing_secret: SecretStr | None = None
+    slack_bot_token: SecretStr | None = None
+    slack_api_base_url: str = "https://slack.com/api/"
+
+    @property
+    def line_enabled(self) -> bool:
+        return bool(self.line_channel_secret and self.line_channel_access_token)
+
+    @property
+    def slack_enabled(self) -> bool:
+        return bool(self.slack_signing_secret and self.slack_bot_token)
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> "Settings":
+        for name in ("line_channel_secret", "line_channel_access_token", "slack_signing_secret", "slack_bot_token"):
+            value = getattr(self, name)
+            if value is not None and value.get_secret_value().strip().lower() in _PLACEHOLDERS:
+                raise ValueError(f"FAQBOT_{name.upper()} is a placeholder ({value.get_secret_value()!r}); set the real value or unset it")
+        return self
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> "Settings":

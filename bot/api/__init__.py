@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from bot.api.errors import install_error_handlers
 from bot.api.routes import ask, health
+from bot.channels import install_channels
 from bot.config import Settings
 from bot.engine import Engine, load_engine
 from bot.errors import FaqbotError
@@ -41,10 +42,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.engine = engine
     app.state.load_error = None
-    app.state.channels = {}
     install_error_handlers(app)
     app.include_router(ask.router)
     app.include_router(health.router)
+    app.state.channels = install_channels(app, settings)
     return app
 
 
