@@ -137,6 +137,32 @@ def eval_cmd(
         typer.echo(line)
 
 
+@app.command("eval-retrieval")
+def eval_retrieval_cmd(
+    corpus: Annotated[Path, typer.Option(help="corpus.json: id -> {question, answer} or 'Question: …\\nAnswer: …'")],
+    queries: Annotated[Path, typer.Option(help="queries.json: id -> query")],
+    qrels: Annotated[Path, typer.Option(help="qrels.json: query id -> {entry id: grade}")],
+    ids: Annotated[str, typer.Option(help="which queries by numeric id: all, odd (tuning) or even (held out)")] = "all",
+) -> None:
+    """Rank a BEIR-like FAQ set exactly as the service ranks entries and print metrics.
+
+    The last line is a JSON object with ndcg@10, recall@10, mrr@10, map@10, p@5, hit@1
+    and latency_p50_ms. Example:
+    python -m bot eval-retrieval --corpus corpus.json --queries queries.json --qrels qrels.json --ids even
+    """
+    from bot.benchmark import load_benchmark, run_benchmark, select_ids
+    from bot.engine import load_embedder
+
+    settings = _settings()
+    bench_corpus, bench_queries, bench_qrels = load_benchmark(corpus, queries, qrels)
+    selected = select_ids(bench_queries, ids)
+    metrics = run_benchmark(settings, load_embedder(settings), bench_corpus, selected, bench_qrels)
+    typer.echo(f"queries: {len(selected)} ({ids} ids), entries: {len(bench_corpus.entries)}")
+    for key, value in metrics.items():
+        typer.echo(f"{key:>15}: {value:.4f}" if key != "latency_p50_ms" else f"{key:>15}: {value:.1f}")
+    typer.echo(json.dumps({k: round(v, 4) for k, v in metrics.items()}))
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,120 @@
+"""Evaluate the retrieval engine on any FAQ set in a BEIR-like JSON format.
+
+corpus.json maps id -> entry, either {"question": …, "answer": …} or the string
+"Question: …\nAnswer: …"; queries.json maps id -> query; qrels.json maps query id ->
+{entry id: grade >= 1}. The entries get a throw-away index built with the current
+settings, and queries are ranked by the same Retriever the service uses.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from bot.config import Settings
+from bot.corpus import Contacts, Corpus, Entry
+from bot.embed.base import Embedder
+from bot.errors import FaqbotError
+from bot.index import build_index
+from bot.metrics import Qrels, evaluate
+from bot.retrieve import Retriever
+from bot.text import TextProcessor
+from bot.engine import fusion_weights
+
+BENCHMARK_CATEGORY = "benchmark"
+
+
+class BenchmarkError(FaqbotError):
+    """A benchmark file is missing or not in the expected format."""
+
+
+def _read_json(path: Path, what: str) -> dict[str, object]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BenchmarkError(f"{path}: {what} file not found") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BenchmarkError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise BenchmarkError(f"{path}: the {what} file must be a JSON object mapping ids to values")
+    return data
+
+
+def _split_entry(doc_id: str, value: object, path: Path) -> tuple[str, str]:
+    if isinstance(value, dict):
+        question, answer = value.get("question"), value.get("answer")
+    elif isinstance(value, str):
+        head, sep, tail = value.partition("\nAnswer:")
+        question = head.removeprefix("Question:").strip()
+        answer = tail.strip() if sep else ""
+    else:
+        question = answer = None
+    if not isinstance(question, str) or not isinstance(answer, str) or not question.strip():
+        raise BenchmarkError(f"{path}: entry {doc_id!r} needs a question and an answer")
+    return question.strip(), answer.strip() or question.strip()
+
+
+def load_benchmark(corpus_path: Path, queries_path: Path, qrels_path: Path) -> tuple[Corpus, dict[str, str], Qrels]:
+    raw_corpus = _read_json(corpus_path, "corpus")
+    entries = []
+    for doc_id, value in raw_corpus.items():
+        question, answer = _split_entry(doc_id, value, corpus_path)
+        entries.append(Entry.model_construct(id=doc_id, category=BENCHMARK_CATEGORY, question=question, answer=answer, alternates=()))
+    queries = {str(k): v for k, v in _read_json(queries_path, "queries").items() if isinstance(v, str) and v.strip()}
+    qrels: dict[str, dict[str, int]] = {}
+    for qid, grades in _read_json(qrels_path, "qrels").items():
+        if not isinstance(grades, dict):
+            raise BenchmarkError(f"{qrels_path}: query {qid!r} must map entry ids to grades")
+        qrels[str(qid)] = {str(d): int(g) for d, g in grades.items()}
+    corpus = Corpus(
+        entries=tuple(entries),
+        categories=(BENCHMARK_CATEGORY,),
+        synonyms=(),
+        contacts=Contacts(),
+        content_hash="benchmark",
+    )
+    return corpus, queries, qrels
+
+
+def select_ids(queries: Mapping[str, str], which: str) -> dict[str, str]:
+    """All queries, or those whose numeric id is odd (for tuning) or even (held out)."""
+    if which == "all":
+        return dict(queries)
+    if which not in ("odd", "even"):
+        raise BenchmarkError(f"--ids must be all, odd or even, not {which!r}")
+    parity = 1 if which == "odd" else 0
+    try:
+        return {qid: q for qid, q in queries.items() if int(qid) % 2 == parity}
+    except ValueError:
+        raise BenchmarkError("--ids odd/even needs numeric query ids") from None
+
+
+def run_benchmark(
+    settings: Settings,
+    embedder: Embedder,
+    corpus: Corpus,
+    queries: Mapping[str, str],
+    qrels: Qrels,
+    progress: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True),
+) -> dict[str, float]:
+    """Rank every query and return the metrics plus the median query latency."""
+    text = TextProcessor(corpus.synonyms)
+    progress(f"embedding {len(corpus.entries)} entries …")
+    faq_index = build_index(corpus, embedder, text)
+    retriever = Retriever(corpus, faq_index, embedder, text, fusion_weights(settings))
+    run: dict[str, list[str]] = {}
+    latencies = []
+    for i, (qid, query) in enumerate(queries.items(), start=1):
+        start = time.perf_counter()
+        ranked = retriever.rank(query)
+        latencies.append((time.perf_counter() - start) * 1000)
+        run[qid] = [c.entry.id for c in ranked[:10]]
+        if i % 100 == 0:
+            progress(f"ranked {i}/{len(queries)} queries")
+    metrics = evaluate(run, qrels)
+    metrics["latency_p50_ms"] = statistics.median(latencies) if latencies else 0.0
+    return metrics
