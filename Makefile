@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 MODEL_DIR := index/model-e5-small
 
-.PHONY: run test install model index eval clean
+.PHONY: run test install model index eval clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,11 @@ index: model
 run: index
 	$(PY) -m bot serve
 
-test: model
+# Debian's chromium and a Japanese font, for the web widget's browser test (idempotent).
+browser:
+	bash scripts/install-browser.sh
+
+test: model browser
 	$(PY) -m pytest
 
 eval: index

@@ -8,21 +8,28 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from bot.api.errors import install_error_handlers
-from bot.api.routes import ask, health
+from bot.api.routes import ask, entry, feedback, health
 from bot.channels import install_channels
 from bot.config import Settings
 from bot.engine import Engine, load_engine
 from bot.errors import FaqbotError
+from bot.store import FeedbackStore, open_store
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, engine: Engine | None = None, store: FeedbackStore | None = None
+) -> FastAPI:
     """Build the app. Without an engine, the lifespan loads one from settings in the
-    background, so /healthz answers at once and /readyz says 503 until it is ready."""
+    background, so /healthz answers at once and /readyz says 503 until it is ready.
+    Without a store, feedback goes to settings.database_url (closed at shutdown)."""
     settings = settings or Settings()
+    owns_store = store is None
+    feedback_store = store or open_store(settings.database_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -32,6 +39,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         yield
         if task is not None and not task.done():
             task.cancel()
+        if owns_store:
+            feedback_store.close()
 
     app = FastAPI(
         title="faqbot",
@@ -42,8 +51,20 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.engine = engine
     app.state.load_error = None
+    app.state.store = feedback_store
+    if settings.cors_origins:
+        # Only the listed sites may call the API from a browser (the web widget).
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type"],
+            max_age=600,
+        )
     install_error_handlers(app)
     app.include_router(ask.router)
+    app.include_router(entry.router)
+    app.include_router(feedback.router)
     app.include_router(health.router)
     app.state.channels = install_channels(app, settings)
     return app

@@ -8,10 +8,24 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from bot.channels import web
 from bot.config import Settings
 
 
 def install_channels(app: FastAPI, settings: Settings) -> dict[str, bool]:
     """Mount every enabled channel's routes; returns {channel: enabled} for /readyz."""
     enabled: dict[str, bool] = {"api": True}
+    app.include_router(web.router(settings))  # the widget needs no secrets: always on
+    enabled["web"] = True
+    # LINE and Slack are imported only when on: line-bot-sdk alone takes ~2 s to import.
+    if settings.line_enabled:
+        from bot.channels import line
+
+        app.include_router(line.router(settings))
+    enabled["line"] = settings.line_enabled
+    if settings.slack_enabled:
+        from bot.channels import slack
+
+        app.include_router(slack.router(settings))
+    enabled["slack"] = settings.slack_enabled
     return enabled
