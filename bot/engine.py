@@ -42,7 +42,13 @@ def load_embedder(settings: Settings) -> Embedder:
 
 
 def fusion_weights(settings: Settings) -> FusionWeights:
-    return FusionWeights(settings.weight_question, settings.weight_answer, settings.weight_lexical)
+    return FusionWeights(
+        settings.weight_question,
+        settings.weight_answer,
+        settings.weight_chunk,
+        settings.weight_lexical,
+        settings.weight_reading,
+    )
 
 
 def calibration(settings: Settings) -> Calibration:

@@ -24,17 +24,21 @@ import numpy as np
 from bot.corpus import Corpus
 from bot.embed.base import Embedder
 from bot.errors import IndexMismatchError, IndexMissingError
-from bot.text import TextProcessor
+from bot.text import TextProcessor, split_passage
 from bot.types import EntryId
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 INDEX_FILE = "index.faiss"
 ROWS_FILE = "rows.json"
 MANIFEST_FILE = "manifest.json"
 REBUILD_HINT = "rebuild it with `python -m bot build` (or `make run`)"
 TOKYO = ZoneInfo("Asia/Tokyo")
 
-FieldKind = Literal["question", "alternate", "answer"]
+FieldKind = Literal["question", "alternate", "answer", "chunk"]
+# Long answers are also indexed in pieces of about this many characters: a question
+# about one sentence of a long answer matches that sentence better than the whole.
+CHUNK_CHARS = 150
+ASKED_KINDS = frozenset({"question", "alternate"})
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,9 @@ def field_rows(corpus: Corpus) -> list[tuple[Row, str]]:
         out.append((Row(entry.id, "question"), entry.question))
         out.extend((Row(entry.id, "alternate"), alt) for alt in entry.alternates)
         out.append((Row(entry.id, "answer"), entry.answer))
+        chunks = split_passage(entry.answer, CHUNK_CHARS)
+        if len(chunks) > 1:
+            out.extend((Row(entry.id, "chunk"), chunk) for chunk in chunks)
     return out
 
 
@@ -73,10 +80,11 @@ def expected_manifest(corpus: Corpus, embedder: Embedder) -> dict[str, object]:
 
 
 def embed_fields(rows: list[tuple[Row, str]], embedder: Embedder, text: TextProcessor) -> np.ndarray:
-    """Questions and alternates as queries, answers as passages, in row order."""
+    """Questions and alternates as queries (matched question to question), answers
+    and their chunks as passages, in row order."""
     vectors = np.zeros((len(rows), embedder.dim), dtype=np.float32)
-    asked = [i for i, (row, _) in enumerate(rows) if row.kind != "answer"]
-    answered = [i for i, (row, _) in enumerate(rows) if row.kind == "answer"]
+    asked = [i for i, (row, _) in enumerate(rows) if row.kind in ASKED_KINDS]
+    answered = [i for i, (row, _) in enumerate(rows) if row.kind not in ASKED_KINDS]
     if asked:
         vectors[asked] = embedder.embed_queries([text.fold(rows[i][1]) for i in asked])
     if answered:

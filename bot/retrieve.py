@@ -1,9 +1,14 @@
-"""Rank FAQ entries for a query: dense similarity fused with BM25, per entry.
+"""Rank FAQ entries for a query: several dense and lexical signals, fused per entry.
 
-Dense: the query is embedded once and compared with every field row; an entry's
-question score is its best question/alternate row, its answer score its answer row.
-Lexical: BM25 over fugashi lemmas of the entry's question, alternates and answer.
-The fused score is a weighted sum; the decision step (bot.answer) reads the features.
+Signals, each one number per entry:
+- question: best cosine between the query and the entry's question or alternates, all
+  embedded as queries (question-to-question matching);
+- answer: cosine to the whole answer, embedded as a passage;
+- chunk: best cosine to a piece of a long answer (the answer itself when short);
+- lexical: BM25 over fugashi lemmas of the entry's question, alternates and answer.
+Each signal is standardized over the entries (z-score) before the weighted sum, so
+weights do not depend on the scale of cosines or BM25. The raw values are kept on
+the candidate for the decision step (bot.answer), which needs absolute evidence.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import numpy as np
 from bot.corpus import Corpus, Entry
 from bot.embed.base import Embedder
 from bot.errors import IndexMismatchError
-from bot.index import REBUILD_HINT, FaqIndex, field_rows
+from bot.index import ASKED_KINDS, REBUILD_HINT, FaqIndex, field_rows
 from bot.text import TextProcessor
 from bot.types import Vector
 
@@ -27,7 +32,9 @@ from bot.types import Vector
 class FusionWeights:
     question: float
     answer: float
+    chunk: float
     lexical: float
+    reading: float
 
 
 @dataclass(frozen=True)
@@ -39,7 +46,32 @@ class Candidate:
     question: float
     answer: float
     lexical: float
+    reading: float
     coverage: float
+
+
+def standardize(values: np.ndarray) -> np.ndarray:
+    """z-scores over the entries; a constant signal contributes nothing."""
+    std = float(values.std())
+    if std < 1e-9:
+        return np.zeros_like(values)
+    return (values - values.mean()) / std
+
+
+class _Bm25:
+    """BM25 over pre-tokenized documents; unknown query terms score nothing."""
+
+    def __init__(self, documents: list[list[str]]) -> None:
+        self._model = bm25s.BM25()
+        self._model.index(documents, show_progress=False)
+        self._vocab = set(self._model.vocab_dict)
+        self._n = len(documents)
+
+    def scores(self, query_terms: list[str]) -> np.ndarray:
+        known = [t for t in query_terms if t in self._vocab]
+        if not known:
+            return np.zeros(self._n, dtype=np.float32)
+        return np.asarray(self._model.get_scores(known), dtype=np.float32)
 
 
 class Retriever:
@@ -63,20 +95,22 @@ class Retriever:
             raise IndexMismatchError(f"the index rows do not match the corpus fields: {REBUILD_HINT}")
         position = {e.id: i for i, e in enumerate(corpus.entries)}
         self._row_entry = np.array([position[r.entry_id] for r in faq_index.rows], dtype=np.int64)
-        self._row_is_answer = np.array([r.kind == "answer" for r in faq_index.rows])
+        kinds = np.array([r.kind for r in faq_index.rows])
+        self._asked = np.isin(kinds, list(ASKED_KINDS))
+        self._answer = kinds == "answer"
+        self._chunk = kinds == "chunk"
 
-        # Lexical rows mirror the dense rows: one BM25 document per field, so a short
-        # alternate phrasing is not drowned in its entry's long answer.
-        row_tokens = [text.tokens(field) for _, field in fields]
-        self._bm25 = bm25s.BM25()
-        self._bm25.index(row_tokens, show_progress=False)
-        self._vocab = set(self._bm25.vocab_dict)
-        entry_sets: list[set[str]] = [set() for _ in corpus.entries]
-        for i, tokens in zip(self._row_entry, row_tokens):
-            entry_sets[i].update(tokens)
-        self._doc_sets = entry_sets
-        df = Counter(t for d in entry_sets for t in d)
-        n = len(entry_sets)
+        entry_tokens: list[list[str]] = [[] for _ in corpus.entries]
+        entry_grams: list[list[str]] = [[] for _ in corpus.entries]
+        for (row, field), i in zip(fields, self._row_entry):
+            if row.kind != "chunk":
+                entry_tokens[i] += text.tokens(field)
+                entry_grams[i] += text.reading_grams(field)
+        self._lemmas = _Bm25(entry_tokens)
+        self._readings = _Bm25(entry_grams)
+        self._entry_sets = [set(tokens) for tokens in entry_tokens]
+        df = Counter(t for d in self._entry_sets for t in d)
+        n = len(self._entry_sets)
         self._idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
 
     def embed_query(self, query: str) -> Vector:
@@ -84,25 +118,29 @@ class Retriever:
 
     def rank(self, query: str) -> list[Candidate]:
         """All entries, best first."""
-        vector = self.embed_query(query)
-        return self.rank_vector(query, vector)
+        return self.rank_vector(query, self.embed_query(query))
 
     def rank_vector(self, query: str, vector: Vector) -> list[Candidate]:
-        n = len(self.corpus.entries)
         sims, ids = self._index.search(vector.reshape(1, -1), self._index.ntotal)
         row_sim = np.empty(self._index.ntotal, dtype=np.float32)
         row_sim[ids[0]] = sims[0]
-        question, answer = self._per_entry(row_sim)
+        question = self._best(row_sim, self._asked)
+        answer = self._best(row_sim, self._answer)
+        chunk = np.maximum(self._best(row_sim, self._chunk), answer)
 
         tokens = self._text.tokens(query)
-        known = [t for t in tokens if t in self._vocab]
-        row_bm25 = self._bm25.get_scores(known) if known else np.zeros(len(self._row_entry), dtype=np.float32)
-        top = float(row_bm25.max()) if len(row_bm25) else 0.0
-        lexical, _ = self._per_entry(row_bm25 / top if top > 0 else np.zeros_like(row_bm25))
+        lexical = self._lemmas.scores(tokens)
+        reading = self._readings.scores(self._text.reading_grams(query))
         coverage = self._coverage(set(tokens))
 
         w = self._weights
-        fused = w.question * question + w.answer * answer + w.lexical * lexical
+        fused = (
+            w.question * standardize(question)
+            + w.answer * standardize(answer)
+            + w.chunk * standardize(chunk)
+            + w.lexical * standardize(lexical)
+            + w.reading * standardize(reading)
+        )
         order = np.argsort(-fused, kind="stable")
         return [
             Candidate(
@@ -111,31 +149,28 @@ class Retriever:
                 question=float(question[i]),
                 answer=float(answer[i]),
                 lexical=float(lexical[i]),
+                reading=float(reading[i]),
                 coverage=float(coverage[i]),
             )
             for i in order
         ]
 
-    def _per_entry(self, row_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Best question/alternate row and the answer row of each entry."""
-        n = len(self.corpus.entries)
-        question = np.full(n, -np.inf, dtype=np.float32)
-        answer = np.full(n, -np.inf, dtype=np.float32)
-        asked = ~self._row_is_answer
-        np.maximum.at(question, self._row_entry[asked], row_scores[asked])
-        np.maximum.at(answer, self._row_entry[self._row_is_answer], row_scores[self._row_is_answer])
-        return question, answer
+    def _best(self, row_scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Each entry's best score over its rows in `mask` (-1 where it has none)."""
+        best = np.full(len(self.corpus.entries), -1.0, dtype=np.float32)
+        np.maximum.at(best, self._row_entry[mask], row_scores[mask])
+        return best
 
     def _coverage(self, query_tokens: set[str]) -> np.ndarray:
         """IDF-weighted share of the query's words that each entry contains: an absolute
-        signal (unlike normalized BM25) that helps tell out-of-scope queries apart."""
-        n = len(self._doc_sets)
+        signal (unlike standardized scores) that helps tell out-of-scope queries apart."""
+        n = len(self._entry_sets)
         if not query_tokens:
             return np.zeros(n, dtype=np.float32)
         default = max(self._idf.values(), default=1.0)
         weights = {t: self._idf.get(t, default) for t in query_tokens}
         total = sum(weights.values())
         return np.array(
-            [sum(w for t, w in weights.items() if t in doc) / total for doc in self._doc_sets],
+            [sum(w for t, w in weights.items() if t in doc) / total for doc in self._entry_sets],
             dtype=np.float32,
         )

@@ -17,12 +17,36 @@ import fugashi
 _DROPPED_POS = frozenset({"助詞", "助動詞", "補助記号", "記号", "空白"})
 # Light verbs that appear in almost every question ("する", "ある", "いる", "なる").
 _STOP_LEMMAS = frozenset({"為る", "有る", "居る", "成る", "ござる", "いただく", "下さる", "頂く"})
+_SYMBOL_POS = frozenset({"補助記号", "記号", "空白"})
+_HIRAGANA_TO_KATAKANA = {cp: cp + 0x60 for cp in range(0x3041, 0x3097)}
 _SPACE = re.compile(r"\s+")
+_SENTENCE_END = re.compile(r"(?<=[。．！？!?\n])")
 
 
 def normalize(text: str) -> str:
     """NFKC (full/half width), lower case, single spaces, no outer whitespace."""
     return _SPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip().lower()
+
+
+def to_katakana(text: str) -> str:
+    """Hiragana to katakana; everything else unchanged."""
+    return text.translate(_HIRAGANA_TO_KATAKANA)
+
+
+def split_passage(text: str, max_chars: int) -> list[str]:
+    """Consecutive sentences grouped into pieces of at most about `max_chars`."""
+    pieces: list[str] = []
+    current = ""
+    for sentence in _SENTENCE_END.split(text):
+        if not sentence.strip():
+            continue
+        if current and len(current) + len(sentence) > max_chars:
+            pieces.append(current.strip())
+            current = ""
+        current += sentence
+    if current.strip():
+        pieces.append(current.strip())
+    return pieces
 
 
 class TextProcessor:
@@ -50,6 +74,20 @@ class TextProcessor:
         if self._pattern is None:
             return text
         return self._pattern.sub(lambda m: self._canonical[m.group(0)], text)
+
+    def reading_grams(self, text: str) -> list[str]:
+        """Character bigrams of the text's katakana reading.
+
+        People often type in hiragana ("しりょうはもらえますか"); the reading meets the
+        kanji of the FAQ ("資料") where lemmas and the embedding model do not.
+        """
+        parts = []
+        for word in self._tagger(self.fold(text)):
+            if word.feature.pos1 in _SYMBOL_POS:
+                continue
+            parts.append(word.feature.kana or to_katakana(word.surface))
+        reading = "".join(parts)
+        return [reading[i : i + 2] for i in range(len(reading) - 1)]
 
     def tokens(self, text: str) -> list[str]:
         """Content-word lemmas of the folded text, for the lexical (BM25) side."""

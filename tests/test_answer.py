@@ -11,7 +11,7 @@ POLICY = DecisionPolicy(answer_threshold=0.7, suggest_threshold=0.2, max_suggest
 
 def cand(entry_id: str, score: float, coverage: float = 0.5) -> Candidate:
     entry = Entry(id=entry_id, category="総合相談窓口", question=f"{entry_id}?", answer=f"{entry_id}.")
-    return Candidate(entry=entry, score=score, question=score, answer=score, lexical=0.0, coverage=coverage)
+    return Candidate(entry=entry, score=score, question=score, answer=score, lexical=0.0, reading=0.0, coverage=coverage)
 
 
 def test_confidence_grows_with_score_and_margin() -> None:

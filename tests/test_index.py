@@ -10,8 +10,8 @@ from bot.corpus import Corpus, load_corpus
 from bot.embed.base import Embedder
 from bot.engine import ensure_index, load_engine
 from bot.errors import IndexMismatchError, IndexMissingError
-from bot.index import MANIFEST_FILE, build_index, expected_manifest, load_index, read_manifest, save_index
-from bot.text import TextProcessor
+from bot.index import CHUNK_CHARS, MANIFEST_FILE, build_index, expected_manifest, load_index, read_manifest, save_index
+from bot.text import TextProcessor, split_passage
 
 
 def test_manifest_records_what_the_vectors_depend_on(engine) -> None:  # type: ignore[no-untyped-def]
@@ -21,7 +21,10 @@ def test_manifest_records_what_the_vectors_depend_on(engine) -> None:  # type: i
     assert manifest["model"]["query_prefix"] == "query: "
     assert {"faiss-cpu", "sentence-transformers", "fugashi"} <= set(manifest["libraries"])
     assert manifest["built_at"].endswith("+09:00")
-    n_rows = sum(2 + len(e.alternates) for e in engine.corpus.entries)
+    chunks = sum(len(split_passage(e.answer, CHUNK_CHARS)) for e in engine.corpus.entries
+                 if len(split_passage(e.answer, CHUNK_CHARS)) > 1)
+    n_rows = sum(2 + len(e.alternates) for e in engine.corpus.entries) + chunks
+    assert chunks > 0, "the two-paragraph answers are also indexed in pieces"
     assert engine.faq_index.index.ntotal == manifest["rows"] == n_rows
 
 

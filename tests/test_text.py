@@ -1,4 +1,4 @@
-from bot.text import TextProcessor, normalize
+from bot.text import TextProcessor, normalize, split_passage, to_katakana
 
 
 def test_normalize_folds_width_case_and_spaces() -> None:
@@ -19,3 +19,21 @@ def test_tokens_are_content_lemmas_without_particles() -> None:
 
 def test_unknown_words_keep_their_surface() -> None:
     assert "zoom" in TextProcessor().tokens("Zoomで参加")
+
+
+def test_hiragana_and_kanji_meet_in_the_reading() -> None:
+    text = TextProcessor()
+    hiragana = set(text.reading_grams("しりょうはもらえますか"))
+    kanji = set(text.reading_grams("資料はもらえますか"))
+    assert {"シリ", "リョ", "ョウ"} <= hiragana & kanji
+
+
+def test_split_passage_groups_sentences() -> None:
+    text = "一文目です。二文目です。\n三文目はとても長い文章です。"
+    assert split_passage(text, 12) == ["一文目です。二文目です。", "三文目はとても長い文章です。"]
+    assert split_passage(text, 1000) == [text.replace("\n", "")]
+    assert split_passage("", 10) == []
+
+
+def test_to_katakana() -> None:
+    assert to_katakana("せみなー Zoom") == "セミナー Zoom"

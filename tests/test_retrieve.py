@@ -1,0 +1,31 @@
+"""Fusion on the real corpus and model: each signal matters where it should."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bot.engine import Engine
+from bot.retrieve import standardize
+
+
+def test_standardize_ignores_constant_signals() -> None:
+    assert np.all(standardize(np.array([0.8, 0.8, 0.8])) == 0)
+    z = standardize(np.array([1.0, 2.0, 3.0]))
+    assert abs(float(z.mean())) < 1e-9 and abs(float(z.std()) - 1.0) < 1e-9
+
+
+def test_every_entry_is_ranked_once_best_first(engine: Engine) -> None:
+    ranked = engine.retriever.rank("セミナーの資料")
+    assert len(ranked) == len(engine.corpus.entries) == len({c.entry.id for c in ranked})
+    scores = [c.score for c in ranked]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_hiragana_query_finds_its_entry(engine: Engine) -> None:
+    assert engine.retriever.rank("せみなーのしりょうはもらえますか")[0].entry.id == "seminar-materials"
+
+
+def test_out_of_scope_words_lower_coverage(engine: Engine) -> None:
+    inside = engine.retriever.rank("セミナーの録画はできますか")[0]
+    outside = engine.retriever.rank("セミナーの参加費はいくら")[0]
+    assert inside.coverage > outside.coverage
