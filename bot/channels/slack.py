@@ -63,7 +63,7 @@ def build_bolt_app(settings: Settings, seen: SeenIds) -> AsyncApp:
         client=client,
         signing_secret=settings.slack_signing_secret.get_secret_value(),
         process_before_response=False,  # ack first, then answer
-        logger=logging.getLogger("bot.channels.slack.bolt"),
+        logger=_bolt_logger(),
     )
 
     @app.middleware
@@ -139,3 +139,10 @@ def router(settings: Settings, seen: SeenIds | None = None) -> APIRouter:
         return await handler.handle(request, {ENGINE_KEY: request.app.state.engine})
 
     return api_router
+
+
+def _bolt_logger() -> logging.Logger:
+    """Bolt logs the body of a rejected request (a person's message) at INFO: keep it out."""
+    logger = logging.getLogger("bot.channels.slack.bolt")
+    logger.setLevel(logging.WARNING)
+    return logger
