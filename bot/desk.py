@@ -53,7 +53,7 @@ class Desk:
     def hours_text(self) -> str:
         opens, closes = self.contacts.hours.opens, self.contacts.hours.closes
         if opens is None or closes is None:
-            return "平日のみ受付（土日・祝日は休み）"
+            return "平日のみ（土日・祝日は休み）"
         return f"平日 {opens:%H:%M}〜{closes:%H:%M}（土日・祝日は休み）"
 
     def route(self, now: dt.datetime | None = None) -> Route:
@@ -66,7 +66,7 @@ class Desk:
         if is_open is False:
             message = (
                 f"ただいま{DESK_NAME}は受付時間外です。{form_text}からご相談いただけます。"
-                f"お電話の場合は{self.hours_text()}にお願いいたします。"
+                f"お電話の受付は{self.hours_text()}です。"
             )
         else:
             message = f"{phone_text}へのお電話、または{form_text}からご相談ください。"
