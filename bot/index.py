@@ -11,8 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import importlib.metadata
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,6 +19,7 @@ from zoneinfo import ZoneInfo
 import faiss
 import numpy as np
 
+from bot.atomic import replace_folder
 from bot.corpus import Corpus
 from bot.embed.base import Embedder
 from bot.errors import IndexMismatchError, IndexMissingError
@@ -109,27 +108,18 @@ def build_index(corpus: Corpus, embedder: Embedder, text: TextProcessor) -> FaqI
 
 
 def save_index(faq_index: FaqIndex, folder: Path) -> None:
-    """Write to a temporary sibling folder, then swap it in, so a crash mid-write
-    never leaves a half-written index where the service looks."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
+    """Write atomically, so a crash mid-write never leaves a half-written index where
+    the service looks."""
+
+    def fill(tmp: Path) -> None:
         faiss.write_index(faq_index.index, str(tmp / INDEX_FILE))
         rows = [{"entry_id": r.entry_id, "kind": r.kind} for r in faq_index.rows]
         (tmp / ROWS_FILE).write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
         (tmp / MANIFEST_FILE).write_text(
             json.dumps(faq_index.manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
         )
-        old = folder.with_name(folder.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if folder.exists():
-            folder.rename(old)
-        tmp.rename(folder)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    replace_folder(folder, fill)
 
 
 def read_manifest(folder: Path) -> dict[str, object] | None:

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from stub_server import StubServer, running_stub
+
 from bot.api import create_app
 from bot.config import DEFAULT_MODEL, Settings
 from bot.corpus import Corpus, load_corpus
@@ -68,3 +70,10 @@ def engine(settings: Settings, corpus: Corpus, embedder: Embedder) -> Engine:
 def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
     with TestClient(create_app(settings, engine)) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="module")
+def stub() -> Iterator[StubServer]:
+    """A loopback stand-in for LINE's or Slack's API that records what it receives."""
+    with running_stub() as server:
+        yield server

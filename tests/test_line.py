@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from stub_server import StubServer, running_stub
+from stub_server import StubServer
 
 from bot.answer import Reply
 from bot.api import create_app
@@ -76,12 +76,6 @@ def post(client: TestClient, *events: dict[str, Any], signature: str | None = "s
     elif signature is not None:
         headers["x-line-signature"] = signature
     return client.post("/line/webhook", content=raw, headers=headers)
-
-
-@pytest.fixture(scope="module")
-def stub() -> Iterator[StubServer]:
-    with running_stub() as server:
-        yield server
 
 
 @pytest.fixture()

