@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import itertools
 from pathlib import Path
 
 import bm25s
@@ -21,7 +20,8 @@ from bot.benchmark import load_benchmark, select_ids
 from bot.config import Settings
 from bot.engine import load_embedder
 from bot.metrics import evaluate
-from bot.text import TextProcessor
+from bot.index import CHUNK_CHARS
+from bot.text import TextProcessor, split_passage
 
 
 def cached(cache: Path, name: str, texts: list[str], fn) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -86,31 +86,53 @@ def main() -> None:
     qtexts = [text.fold(queries[q]) for q in qids]
 
     qq = cached(args.cache, "q-query", questions, emb.embed_queries)
-    qp = cached(args.cache, "q-passage", questions, emb.embed_passages)
     ap = cached(args.cache, "a-passage", answers, emb.embed_passages)
-    qap = cached(args.cache, "qa-passage", [f"{q} {a}" for q, a in zip(questions, answers)], emb.embed_passages)
     uq = cached(args.cache, "queries", qtexts, emb.embed_queries)
+    chunks, owner = [], []
+    for j, answer in enumerate(answers):
+        pieces = split_passage(answer, CHUNK_CHARS)
+        chunks += pieces
+        owner += [j] * len(pieces)
+    cp = cached(args.cache, "chunks", chunks, emb.embed_passages)
+    chunk_sim = np.full((len(qids), len(answers)), -1.0, dtype=np.float32)
+    owner_arr = np.array(owner)
+    sims = uq @ cp.T
+    for j in range(len(answers)):
+        chunk_sim[:, j] = sims[:, owner_arr == j].max(axis=1)
 
-    dense = {"q(query)": uq @ qq.T, "q(passage)": uq @ qp.T, "a": uq @ ap.T, "qa": uq @ qap.T}
     tq = [text.tokens(q) for q in qtexts]
-    lex = {
-        "bm25 q": bm25_matrix([text.tokens(q) for q in questions], tq),
-        "bm25 a": bm25_matrix([text.tokens(a) for a in answers], tq),
-        "bm25 qa": bm25_matrix([text.tokens(f"{q} {a}") for q, a in zip(questions, answers)], tq),
-        "bm25 2gram qa": bm25_matrix(
+    signals = {
+        "question": uq @ qq.T,
+        "answer": uq @ ap.T,
+        "chunk": np.maximum(chunk_sim, uq @ ap.T),
+        "lexical": bm25_matrix([text.tokens(f"{q} {a}") for q, a in zip(questions, answers)], tq),
+        "reading": bm25_matrix(
+            [text.reading_grams(q) + text.reading_grams(a) for q, a in zip(questions, answers)],
+            [text.reading_grams(q) for q in qtexts],
+        ),
+        "char 2-gram": bm25_matrix(
             [char_ngrams(f"{q} {a}") for q, a in zip(questions, answers)], [char_ngrams(q) for q in qtexts]
         ),
     }
-    rows = []
-    for name, m in {**dense, **lex}.items():
-        rows.append((name, score(m, ids, qids, qrels)))
-
-    z = {k: zscore(v) for k, v in {**dense, **lex}.items()}
-    for wq, wa, wl, w2 in itertools.product([1.0], [0.0, 0.3, 0.5], [0.0, 0.3, 0.5], [0.0, 0.3]):
-        fused = wq * z["q(query)"] + wa * z["a"] + wl * z["bm25 qa"] + w2 * z["bm25 2gram qa"]
-        rows.append((f"z: q={wq} a={wa} bm25={wl} 2gram={w2}", score(fused, ids, qids, qrels)))
-    for name, metrics in rows:
-        print(f"{name:45s} ndcg@10 {metrics['ndcg@10']:.4f}  hit@1 {metrics['hit@1']:.4f}  recall@10 {metrics['recall@10']:.4f}")
+    z = {k: zscore(v) for k, v in signals.items()}
+    variants: dict[str, np.ndarray] = {f"{k} alone": v for k, v in signals.items()}
+    variants["raw sum: question + 0.3 answer + 0.1 lexical/max"] = (
+        signals["question"] + 0.3 * signals["answer"] + 0.1 * maxnorm(signals["lexical"])
+    )
+    recipes = {
+        "z: question + 0.5 lexical": {"question": 1, "lexical": 0.5},
+        "z: question + 0.3 answer + 0.5 lexical": {"question": 1, "answer": 0.3, "lexical": 0.5},
+        "z: + 0.3 char 2-gram": {"question": 1, "answer": 0.3, "lexical": 0.5, "char 2-gram": 0.3},
+        "z: question + 0.6 chunk + 0.3 answer + 0.5 lexical": {"question": 1, "chunk": 0.6, "answer": 0.3, "lexical": 0.5},
+        "z: question + 0.3 chunk + 0.5 lexical": {"question": 1, "chunk": 0.3, "lexical": 0.5},
+        "z: question + 0.3 chunk + 0.5 lexical + 0.2 reading (default)": {
+            "question": 1, "chunk": 0.3, "lexical": 0.5, "reading": 0.2},
+    }
+    for name, weights in recipes.items():
+        variants[name] = sum(w * z[k] for k, w in weights.items())
+    for name, sim in variants.items():
+        m = score(sim, ids, qids, qrels)
+        print(f"{name:62s} ndcg@10 {m['ndcg@10']:.4f}  hit@1 {m['hit@1']:.4f}  recall@10 {m['recall@10']:.4f}")
 
 
 if __name__ == "__main__":
