@@ -18,12 +18,12 @@ from pathlib import Path
 from bot.config import Settings
 from bot.corpus import Contacts, Corpus, Entry
 from bot.embed.base import Embedder
+from bot.engine import fusion_weights
 from bot.errors import FaqbotError
 from bot.index import build_index
 from bot.metrics import Qrels, evaluate
 from bot.retrieve import Retriever
 from bot.text import TextProcessor
-from bot.engine import fusion_weights
 
 BENCHMARK_CATEGORY = "benchmark"
 

@@ -82,7 +82,7 @@ class Settings(BaseSettings):
         return bool(self.slack_signing_secret and self.slack_bot_token)
 
     @model_validator(mode="after")
-    def _no_placeholder_secrets(self) -> "Settings":
+    def _no_placeholder_secrets(self) -> Settings:
         for name in ("line_channel_secret", "line_channel_access_token", "slack_signing_secret", "slack_bot_token"):
             value = getattr(self, name)
             if value is not None and value.get_secret_value().strip().lower() in _PLACEHOLDERS:
@@ -90,7 +90,7 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _thresholds_ordered(self) -> "Settings":
+    def _thresholds_ordered(self) -> Settings:
         if self.suggest_threshold > self.answer_threshold:
             raise ValueError(
                 f"FAQBOT_SUGGEST_THRESHOLD ({self.suggest_threshold}) must not exceed "

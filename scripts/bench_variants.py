@@ -19,8 +19,8 @@ import numpy as np
 from bot.benchmark import load_benchmark, select_ids
 from bot.config import Settings
 from bot.engine import load_embedder
-from bot.metrics import evaluate
 from bot.index import CHUNK_CHARS
+from bot.metrics import evaluate
 from bot.text import TextProcessor, split_passage
 
 

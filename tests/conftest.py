@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-
 from stub_server import StubServer, running_stub
 
 from bot.api import create_app

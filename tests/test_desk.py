@@ -15,7 +15,7 @@ def test_weekday_hours_in_tokyo() -> None:
     assert desk.open_now(at(2026, 11, 27, 10, 0)) is True  # Friday
     assert desk.open_now(at(2026, 11, 27, 17, 0)) is False
     # 00:30 UTC is 09:30 in Tokyo
-    assert desk.open_now(dt.datetime(2026, 11, 27, 0, 30, tzinfo=dt.timezone.utc)) is True
+    assert desk.open_now(dt.datetime(2026, 11, 27, 0, 30, tzinfo=dt.UTC)) is True
 
 
 def test_weekends_and_public_holidays_are_closed() -> None:

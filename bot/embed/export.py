@@ -82,7 +82,7 @@ def _codepoint_map(mapping: dict[int, str]):
             to_space.append(cp)
         else:
             raise ValueError(f"unexpected normalization U+{cp:04X} -> {out!r}")
-    steps = []
+    steps: list[normalizers.Normalizer] = []
     if dropped:
         steps.append(normalizers.Replace(Regex(_char_class(dropped)), ""))
     if to_space:
@@ -95,7 +95,7 @@ def _char_class(codepoints: list[int]) -> str:
     return "[" + "".join(f"\\x{{{cp:04X}}}" for cp in codepoints) + "]"
 
 
-def _state_dict(e5: E5File) -> dict[str, "np.ndarray"]:
+def _state_dict(e5: E5File) -> dict[str, np.ndarray]:
     t = e5.tensors
     h = e5.hidden
     positions = np.zeros((e5.max_positions + _POSITION_OFFSET, h), dtype=np.float32)
