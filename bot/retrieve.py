@@ -104,8 +104,9 @@ class Retriever:
         entry_grams: list[list[str]] = [[] for _ in corpus.entries]
         for (row, field), i in zip(fields, self._row_entry):
             if row.kind != "chunk":
-                entry_tokens[i] += text.tokens(field)
-                entry_grams[i] += text.reading_grams(field)
+                lemmas, grams = text.analyze(field)
+                entry_tokens[i] += lemmas
+                entry_grams[i] += grams
         self._lemmas = _Bm25(entry_tokens)
         self._readings = _Bm25(entry_grams)
         self._entry_sets = [set(tokens) for tokens in entry_tokens]
@@ -128,9 +129,9 @@ class Retriever:
         answer = self._best(row_sim, self._answer)
         chunk = np.maximum(self._best(row_sim, self._chunk), answer)
 
-        tokens = self._text.tokens(query)
+        tokens, grams = self._text.analyze(query)
         lexical = self._lemmas.scores(tokens)
-        reading = self._readings.scores(self._text.reading_grams(query))
+        reading = self._readings.scores(grams)
         coverage = self._coverage(set(tokens))
 
         w = self._weights

@@ -75,30 +75,31 @@ class TextProcessor:
             return text
         return self._pattern.sub(lambda m: self._canonical[m.group(0)], text)
 
+    def analyze(self, text: str) -> tuple[list[str], list[str]]:
+        """Lemmas and reading bigrams from a single MeCab parse (the query hot path)."""
+        lemmas: list[str] = []
+        reading: list[str] = []
+        for word in self._tagger(self.fold(text)):
+            feature = word.feature
+            if feature.pos1 not in _SYMBOL_POS:
+                reading.append(feature.kana or to_katakana(word.surface))
+            if feature.pos1 in _DROPPED_POS:
+                continue
+            lemma = feature.lemma or word.surface
+            lemma = lemma.split("-", 1)[0] if "-" in lemma[1:] else lemma
+            if lemma not in _STOP_LEMMAS:
+                lemmas.append(lemma.lower())
+        joined = "".join(reading)
+        return lemmas, [joined[i : i + 2] for i in range(len(joined) - 1)]
+
+    def tokens(self, text: str) -> list[str]:
+        """Content-word lemmas of the folded text, for the lexical (BM25) side."""
+        return self.analyze(text)[0]
+
     def reading_grams(self, text: str) -> list[str]:
         """Character bigrams of the text's katakana reading.
 
         People often type in hiragana ("しりょうはもらえますか"); the reading meets the
         kanji of the FAQ ("資料") where lemmas and the embedding model do not.
         """
-        parts = []
-        for word in self._tagger(self.fold(text)):
-            if word.feature.pos1 in _SYMBOL_POS:
-                continue
-            parts.append(word.feature.kana or to_katakana(word.surface))
-        reading = "".join(parts)
-        return [reading[i : i + 2] for i in range(len(reading) - 1)]
-
-    def tokens(self, text: str) -> list[str]:
-        """Content-word lemmas of the folded text, for the lexical (BM25) side."""
-        out = []
-        for word in self._tagger(self.fold(text)):
-            feature = word.feature
-            if feature.pos1 in _DROPPED_POS:
-                continue
-            lemma = feature.lemma or word.surface
-            lemma = lemma.split("-", 1)[0] if "-" in lemma[1:] else lemma
-            if lemma in _STOP_LEMMAS:
-                continue
-            out.append(lemma.lower())
-        return out
+        return self.analyze(text)[1]
