@@ -60,6 +60,18 @@ def maxnorm(m: np.ndarray) -> np.ndarray:
     return np.where(top > 0, m / np.where(top > 0, top, 1), 0)
 
 
+def rank_positions(m: np.ndarray) -> np.ndarray:
+    """0-based rank of every entry for every query."""
+    order = np.argsort(-m, axis=1)
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(m.shape[1])[None, :].repeat(m.shape[0], axis=0), axis=1)
+    return ranks
+
+
+def rrf(rank_list: list[np.ndarray], k: int = 60) -> np.ndarray:
+    return sum(1.0 / (k + 1 + r) for r in rank_list)
+
+
 def score(sim: np.ndarray, ids: list[str], qids: list[str], qrels) -> dict[str, float]:  # type: ignore[no-untyped-def]
     top = np.argsort(-sim, axis=1)[:, :10]
     run = {q: [ids[j] for j in top[i]] for i, q in enumerate(qids)}
@@ -130,6 +142,11 @@ def main() -> None:
     }
     for name, weights in recipes.items():
         variants[name] = sum(w * z[k] for k, w in weights.items())
+    ranks = {k: rank_positions(v) for k, v in signals.items()}
+    variants["RRF (k=60): question + lexical"] = rrf([ranks["question"], ranks["lexical"]])
+    variants["RRF (k=60): question + chunk + lexical + reading"] = rrf(
+        [ranks["question"], ranks["chunk"], ranks["lexical"], ranks["reading"]]
+    )
     for name, sim in variants.items():
         m = score(sim, ids, qids, qrels)
         print(f"{name:62s} ndcg@10 {m['ndcg@10']:.4f}  hit@1 {m['hit@1']:.4f}  recall@10 {m['recall@10']:.4f}")
