@@ -115,6 +115,8 @@ class Answerer:
         return self.reply(candidates, now)
 
     def reply(self, candidates: Sequence[Candidate], now: dt.datetime | None = None) -> Reply:
+        # Only the top entry and the possible suggestions need a confidence.
+        candidates = candidates[: self.policy.max_suggestions + 2]
         confidences = candidate_confidences(candidates, self.calibration)
         decision = decide(confidences, self.policy)
         top_conf = round(confidences[0], 4) if confidences else 0.0
