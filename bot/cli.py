@@ -56,18 +56,13 @@ def build(force: Annotated[bool, typer.Option("--force", help="rebuild even when
     """
     from bot.corpus import load_corpus
     from bot.engine import ensure_index, load_embedder
-    from bot.index import build_index, save_index
     from bot.text import TextProcessor
 
     settings = _settings()
     corpus = load_corpus(settings.corpus_dir)
     embedder = load_embedder(settings)
     text = TextProcessor(corpus.synonyms)
-    if force:
-        save_index(build_index(corpus, embedder, text), settings.index_dir)
-        built = True
-    else:
-        built = ensure_index(settings, corpus, embedder, text)
+    built = ensure_index(settings, corpus, embedder, text, force=force)
     typer.echo(f"{'built' if built else 'up to date:'} index at {settings.index_dir} ({len(corpus.entries)} entries)")
 
 

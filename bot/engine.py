@@ -60,11 +60,13 @@ def decision_policy(settings: Settings) -> DecisionPolicy:
     return DecisionPolicy(settings.answer_threshold, settings.suggest_threshold, settings.max_suggestions)
 
 
-def ensure_index(settings: Settings, corpus: Corpus, embedder: Embedder, text: TextProcessor) -> bool:
-    """Build the index when it is missing or stale; True when it was (re)built."""
+def ensure_index(
+    settings: Settings, corpus: Corpus, embedder: Embedder, text: TextProcessor, *, force: bool = False
+) -> bool:
+    """Build the index when it is missing or stale (or always, with `force`); True when built."""
     manifest = read_manifest(settings.index_dir)
     expected = expected_manifest(corpus, embedder)
-    if manifest is not None and not mismatches(manifest, expected):
+    if not force and manifest is not None and not mismatches(manifest, expected):
         return False
     save_index(build_index(corpus, embedder, text), settings.index_dir)
     return True

@@ -37,6 +37,14 @@ def test_build_reports_up_to_date(env: dict[str, str]) -> None:
     assert result.exit_code == 0 and "up to date" in result.stdout
 
 
+def test_build_force_rebuilds(env: dict[str, str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    local = {**env, "FAQBOT_INDEX_DIR": str(tmp_path / "faq")}
+    assert "built index" in runner.invoke(app, ["build"], env=local).stdout
+    assert "up to date" in runner.invoke(app, ["build"], env=local).stdout
+    result = runner.invoke(app, ["build", "--force"], env=local)
+    assert result.exit_code == 0 and "built index" in result.stdout
+
+
 def test_eval_prints_the_metrics(env: dict[str, str]) -> None:
     result = runner.invoke(app, ["eval", "--split", "test"], env=env)
     assert result.exit_code == 0, result.output
