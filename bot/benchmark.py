@@ -103,9 +103,11 @@ def run_benchmark(
 ) -> dict[str, float]:
     """Rank every query and return the metrics plus the median query latency."""
     text = TextProcessor(corpus.synonyms)
-    progress(f"embedding {len(corpus.entries)} entries …")
-    faq_index = build_index(corpus, embedder, text)
-    retriever = Retriever(corpus, faq_index, embedder, text, fusion_weights(settings))
+    adaptation = settings.adaptation
+    n = len(corpus.entries)
+    progress(f"adapting the model to {n} entries and embedding them …" if adaptation else f"embedding {n} entries …")
+    faq_index = build_index(corpus, embedder, text, adaptation)
+    retriever = Retriever(corpus, faq_index, text, fusion_weights(settings))
     run: dict[str, list[str]] = {}
     latencies = []
     for i, (qid, query) in enumerate(queries.items(), start=1):

@@ -10,6 +10,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.embed.adapt import AdaptOptions
+
 DEFAULT_MODEL = "index/model-e5-small"
 _PLACEHOLDERS = frozenset({"", "changeme", "change-me", "changethis", "secret", "xxx", "todo", "your-secret"})
 
@@ -32,6 +34,13 @@ class Settings(BaseSettings):
     passage_prefix: str | None = Field(
         None, description="text put before FAQ answers; None uses the model's own 'passage' prompt"
     )
+
+    # Adapting the model to the corpus when the index is built (bot.embed.adapt);
+    # chosen on LocalgovFAQ odd-id queries. 0 epochs uses the model as it is.
+    adapt_epochs: float = Field(2.0, ge=0.0, le=20.0)
+    adapt_learning_rate: float = Field(5e-5, gt=0.0, le=1e-3)
+    adapt_batch_size: int = Field(32, ge=2, le=512)
+    adapt_max_tokens: int = Field(128, ge=16, le=512)
 
     # Serving.
     host: str = "127.0.0.1"
@@ -72,6 +81,12 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_bot_token: SecretStr | None = None
     slack_api_base_url: str = "https://slack.com/api/"
+
+    @property
+    def adaptation(self) -> AdaptOptions | None:
+        if self.adapt_epochs == 0:
+            return None
+        return AdaptOptions(self.adapt_epochs, self.adapt_learning_rate, self.adapt_batch_size, self.adapt_max_tokens)
 
     @property
     def line_enabled(self) -> bool:

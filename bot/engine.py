@@ -15,7 +15,15 @@ from bot.corpus import Corpus, load_corpus
 from bot.desk import Desk
 from bot.embed.base import Embedder
 from bot.embed.sentence_transformer import SentenceTransformerEmbedder
-from bot.index import FaqIndex, build_index, expected_manifest, load_index, mismatches, read_manifest, save_index
+from bot.index import (
+    FaqIndex,
+    build_index,
+    expected_manifest,
+    load_index,
+    mismatches,
+    read_manifest,
+    save_index,
+)
 from bot.retrieve import FusionWeights, Retriever
 from bot.text import TextProcessor
 
@@ -63,31 +71,28 @@ def decision_policy(settings: Settings) -> DecisionPolicy:
 def ensure_index(
     settings: Settings, corpus: Corpus, embedder: Embedder, text: TextProcessor, *, force: bool = False
 ) -> bool:
-    """Build the index when it is missing or stale (or always, with `force`); True when built."""
+    """Build the index when it is missing or stale (or always, with `force`); True when built.
+    `embedder` is the base model; the index keeps its own adapted copy."""
     manifest = read_manifest(settings.index_dir)
-    expected = expected_manifest(corpus, embedder)
+    expected = expected_manifest(corpus, embedder, settings.adaptation)
     if not force and manifest is not None and not mismatches(manifest, expected):
         return False
-    save_index(build_index(corpus, embedder, text), settings.index_dir)
+    save_index(build_index(corpus, embedder, text, settings.adaptation), settings.index_dir)
     return True
 
 
-def assemble(
-    settings: Settings,
-    corpus: Corpus,
-    embedder: Embedder,
-    faq_index: FaqIndex,
-    text: TextProcessor | None = None,
-) -> Engine:
-    """Wire already-loaded parts together (tests use this with in-memory indexes)."""
+def assemble(settings: Settings, corpus: Corpus, faq_index: FaqIndex, text: TextProcessor | None = None) -> Engine:
+    """Wire already-loaded parts together (tests use this with in-memory indexes).
+    Queries are embedded by the index's own model, adapted or not."""
     text = text or TextProcessor(corpus.synonyms)
-    retriever = Retriever(corpus, faq_index, embedder, text, fusion_weights(settings))
+    retriever = Retriever(corpus, faq_index, text, fusion_weights(settings))
     answerer = Answerer(retriever, Desk(corpus.contacts), calibration(settings), decision_policy(settings))
-    return Engine(settings, corpus, embedder, text, faq_index, retriever, answerer)
+    return Engine(settings, corpus, faq_index.embedder, text, faq_index, retriever, answerer)
 
 
 def load_engine(settings: Settings, embedder: Embedder | None = None) -> Engine:
-    """Load corpus, model and index from disk, refusing a stale index."""
+    """Load corpus, model and index from disk, refusing a stale index; `embedder` is
+    the base model (loaded from settings when not given)."""
     corpus = load_corpus(settings.corpus_dir)
     missing = corpus.contacts.missing()
     if missing:
@@ -97,5 +102,6 @@ def load_engine(settings: Settings, embedder: Embedder | None = None) -> Engine:
             ", ".join(missing),
         )
     embedder = embedder or load_embedder(settings)
-    faq_index = load_index(settings.index_dir, expected_manifest(corpus, embedder))
-    return assemble(settings, corpus, embedder, faq_index)
+    expected = expected_manifest(corpus, embedder, settings.adaptation)
+    faq_index = load_index(settings.index_dir, expected, embedder)
+    return assemble(settings, corpus, faq_index)

@@ -2,8 +2,11 @@
 
 Each entry contributes one row per field: its question and every alternate phrasing
 (embedded as queries, so user questions are matched question-to-question), and its
-answer (embedded as a passage). The manifest records what the vectors depend on; the
-service refuses an index whose manifest does not match the corpus and model in use.
+answer (embedded as a passage). When adaptation is on, the model is first fine-tuned
+on the corpus (bot.embed.adapt) and the adapted copy is saved inside the index folder:
+vectors and the model that embeds queries against them are written, and replaced,
+together. The manifest records what the vectors depend on; the service refuses an
+index whose manifest does not match the corpus, base model and settings in use.
 """
 
 from __future__ import annotations
@@ -21,15 +24,18 @@ import numpy as np
 
 from bot.atomic import replace_folder
 from bot.corpus import Corpus
+from bot.embed.adapt import AdaptOptions, adapt, training_pairs
 from bot.embed.base import Embedder
-from bot.errors import IndexMismatchError, IndexMissingError
+from bot.embed.sentence_transformer import SentenceTransformerEmbedder
+from bot.errors import IndexMismatchError, IndexMissingError, ModelError
 from bot.text import TextProcessor, split_passage
 from bot.types import EntryId
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 INDEX_FILE = "index.faiss"
 ROWS_FILE = "rows.json"
 MANIFEST_FILE = "manifest.json"
+MODEL_FOLDER = "model"
 REBUILD_HINT = "rebuild it with `python -m bot build` (or `make run`)"
 TOKYO = ZoneInfo("Asia/Tokyo")
 
@@ -53,6 +59,8 @@ class FaqIndex:
     index: faiss.Index
     rows: list[Row]
     manifest: dict[str, object]
+    embedder: Embedder
+    """The model the vectors were made with, which must also embed the queries."""
 
 
 def field_rows(corpus: Corpus) -> list[tuple[Row, str]]:
@@ -68,12 +76,14 @@ def field_rows(corpus: Corpus) -> list[tuple[Row, str]]:
     return out
 
 
-def expected_manifest(corpus: Corpus, embedder: Embedder) -> dict[str, object]:
-    """The parts of a manifest that must match for an index to be usable."""
+def expected_manifest(corpus: Corpus, embedder: Embedder, adaptation: AdaptOptions | None) -> dict[str, object]:
+    """The parts of a manifest that must match for an index to be usable; `embedder`
+    is the base model, before any adaptation."""
     return {
         "format": FORMAT_VERSION,
         "corpus_hash": corpus.content_hash,
         "model": embedder.fingerprint(),
+        "adaptation": adaptation.as_manifest() if adaptation else None,
         "dim": embedder.dim,
     }
 
@@ -91,20 +101,30 @@ def embed_fields(rows: list[tuple[Row, str]], embedder: Embedder, text: TextProc
     return vectors
 
 
-def build_index(corpus: Corpus, embedder: Embedder, text: TextProcessor) -> FaqIndex:
-    """Embed every field into an exact inner-product index (vectors are normalized)."""
+def build_index(
+    corpus: Corpus, embedder: Embedder, text: TextProcessor, adaptation: AdaptOptions | None = None
+) -> FaqIndex:
+    """Embed every field into an exact inner-product index (vectors are normalized),
+    with the model adapted to the corpus first when `adaptation` is given."""
+    manifest = expected_manifest(corpus, embedder, adaptation)
+    if adaptation is not None:
+        if not isinstance(embedder, SentenceTransformerEmbedder):
+            raise ModelError(
+                f"adapting needs a sentence-transformers model, not {embedder.model_id!r}; "
+                "set FAQBOT_ADAPT_EPOCHS=0 to use it as it is"
+            )
+        embedder = adapt(embedder, training_pairs(corpus, text), adaptation)
     rows = field_rows(corpus)
     vectors = embed_fields(rows, embedder, text)
     index = faiss.IndexFlatIP(embedder.dim)
     index.add(vectors)
-    manifest = {
-        **expected_manifest(corpus, embedder),
+    manifest |= {
         "entries": len(corpus.entries),
         "rows": len(rows),
         "libraries": _library_versions(),
         "built_at": dt.datetime.now(TOKYO).isoformat(timespec="seconds"),
     }
-    return FaqIndex(index=index, rows=[row for row, _ in rows], manifest=manifest)
+    return FaqIndex(index=index, rows=[row for row, _ in rows], manifest=manifest, embedder=embedder)
 
 
 def save_index(faq_index: FaqIndex, folder: Path) -> None:
@@ -115,6 +135,10 @@ def save_index(faq_index: FaqIndex, folder: Path) -> None:
         faiss.write_index(faq_index.index, str(tmp / INDEX_FILE))
         rows = [{"entry_id": r.entry_id, "kind": r.kind} for r in faq_index.rows]
         (tmp / ROWS_FILE).write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+        if faq_index.manifest.get("adaptation"):
+            if not isinstance(faq_index.embedder, SentenceTransformerEmbedder):
+                raise ModelError(f"cannot save the adapted model {faq_index.embedder.model_id!r}")
+            faq_index.embedder.save(tmp / MODEL_FOLDER)
         (tmp / MANIFEST_FILE).write_text(
             json.dumps(faq_index.manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
         )
@@ -139,6 +163,7 @@ def mismatches(manifest: dict[str, object], expected: dict[str, object]) -> list
         "format": "index format",
         "corpus_hash": "corpus content (corpus/*.yaml changed)",
         "model": "embedding model or its prefixes",
+        "adaptation": "model adaptation settings (FAQBOT_ADAPT_*)",
         "dim": "vector dimension",
     }
     for key, label in labels.items():
@@ -147,8 +172,9 @@ def mismatches(manifest: dict[str, object], expected: dict[str, object]) -> list
     return reasons
 
 
-def load_index(folder: Path, expected: dict[str, object]) -> FaqIndex:
-    """Load the index, refusing one that is missing, incomplete or stale."""
+def load_index(folder: Path, expected: dict[str, object], embedder: Embedder) -> FaqIndex:
+    """Load the index, refusing one that is missing, incomplete or stale; `embedder` is
+    the base model, replaced by the index's own adapted copy when it has one."""
     folder = Path(folder)
     manifest = read_manifest(folder)
     if manifest is None:
@@ -161,11 +187,21 @@ def load_index(folder: Path, expected: dict[str, object]) -> FaqIndex:
     try:
         index = faiss.read_index(str(folder / INDEX_FILE))
         rows = [Row(r["entry_id"], r["kind"]) for r in json.loads((folder / ROWS_FILE).read_text("utf-8"))]
-    except (OSError, RuntimeError, ValueError, KeyError) as exc:
+        if manifest.get("adaptation"):
+            embedder = _load_adapted(folder / MODEL_FOLDER, embedder)
+    except (OSError, RuntimeError, ValueError, KeyError, ModelError) as exc:
         raise IndexMismatchError(f"the index at {folder} is damaged ({exc}): {REBUILD_HINT}") from exc
-    if index.ntotal != len(rows) or index.d != expected["dim"]:
+    if index.ntotal != len(rows) or index.d != expected["dim"] or embedder.dim != index.d:
         raise IndexMismatchError(f"the index at {folder} is inconsistent: {REBUILD_HINT}")
-    return FaqIndex(index=index, rows=rows, manifest=manifest)
+    return FaqIndex(index=index, rows=rows, manifest=manifest, embedder=embedder)
+
+
+def _load_adapted(folder: Path, base: Embedder) -> Embedder:
+    if not isinstance(base, SentenceTransformerEmbedder):
+        raise ModelError(f"an adapted index needs a sentence-transformers base model, not {base.model_id!r}")
+    return SentenceTransformerEmbedder(
+        str(folder), query_prefix=base.query_prefix, passage_prefix=base.passage_prefix
+    )
 
 
 def _library_versions() -> dict[str, str]:

@@ -21,7 +21,6 @@ import bm25s
 import numpy as np
 
 from bot.corpus import Corpus, Entry
-from bot.embed.base import Embedder
 from bot.errors import IndexMismatchError
 from bot.index import ASKED_KINDS, REBUILD_HINT, FaqIndex, field_rows
 from bot.text import TextProcessor
@@ -81,12 +80,11 @@ class Retriever:
         self,
         corpus: Corpus,
         faq_index: FaqIndex,
-        embedder: Embedder,
         text: TextProcessor,
         weights: FusionWeights,
     ) -> None:
         self.corpus = corpus
-        self._embedder = embedder
+        self._embedder = faq_index.embedder
         self._text = text
         self._weights = weights
         self._index = faq_index.index

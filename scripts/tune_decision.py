@@ -33,7 +33,7 @@ def main() -> None:
     tune = [q for q in load_eval_set(settings.corpus_dir, corpus) if q.split == "tune"]
     embedder = load_embedder(settings)
     text = TextProcessor(corpus.synonyms)
-    retriever = assemble(settings, corpus, embedder, build_index(corpus, embedder, text), text).retriever
+    retriever = assemble(settings, corpus, build_index(corpus, embedder, text, settings.adaptation), text).retriever
 
     features, labels = [], []
     for q in tune:

@@ -58,7 +58,7 @@ def test_ambiguous_query_offers_suggestions(settings: Settings, engine: Engine) 
     """With the real retrieval, a vague seminar question sits between entries: with an
     answer threshold no query reaches, it must come back as suggestions, not a guess."""
     strict = settings.model_copy(update={"answer_threshold": 0.999, "suggest_threshold": 0.01})
-    strict_engine = assemble(strict, engine.corpus, engine.embedder, engine.faq_index, engine.text)
+    strict_engine = assemble(strict, engine.corpus, engine.faq_index, engine.text)
     with TestClient(create_app(strict, strict_engine)) as client:
         body = ask(client, "セミナーのメールについて").json()
     assert body["answered"] is False and body["decision"] == "ambiguous"

@@ -3,14 +3,26 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bot.config import Settings
 from bot.corpus import Corpus, load_corpus
+from bot.embed.adapt import AdaptOptions, adapt, training_pairs
 from bot.embed.base import Embedder
+from bot.embed.sentence_transformer import SentenceTransformerEmbedder
 from bot.engine import ensure_index, load_engine
 from bot.errors import IndexMismatchError, IndexMissingError
-from bot.index import CHUNK_CHARS, MANIFEST_FILE, build_index, expected_manifest, load_index, read_manifest, save_index
+from bot.index import (
+    CHUNK_CHARS,
+    MANIFEST_FILE,
+    MODEL_FOLDER,
+    build_index,
+    expected_manifest,
+    load_index,
+    read_manifest,
+    save_index,
+)
 from bot.text import TextProcessor, split_passage
 
 
@@ -30,7 +42,7 @@ def test_manifest_records_what_the_vectors_depend_on(engine) -> None:  # type: i
 
 def test_missing_index_names_the_build_command(tmp_path: Path, corpus: Corpus, embedder: Embedder) -> None:
     with pytest.raises(IndexMissingError, match="python -m bot build"):
-        load_index(tmp_path / "none", expected_manifest(corpus, embedder))
+        load_index(tmp_path / "none", expected_manifest(corpus, embedder, None), embedder)
 
 
 def test_index_of_another_corpus_is_refused(tmp_path: Path, settings: Settings, corpus: Corpus, embedder: Embedder) -> None:
@@ -42,7 +54,7 @@ def test_index_of_another_corpus_is_refused(tmp_path: Path, settings: Settings, 
     faq.write_text(faq.read_text(encoding="utf-8").replace("カスハラって何？", "カスハラって何でしょう？"), encoding="utf-8")
     changed = load_corpus(folder)
     with pytest.raises(IndexMismatchError, match=r"corpus content .*python -m bot build"):
-        load_index(tmp_path / "faq", expected_manifest(changed, embedder))
+        load_index(tmp_path / "faq", expected_manifest(changed, embedder, None), embedder)
     stale = settings.model_copy(update={"corpus_dir": folder, "index_dir": tmp_path / "faq"})
     with pytest.raises(IndexMismatchError):
         load_engine(stale, embedder)
@@ -50,10 +62,10 @@ def test_index_of_another_corpus_is_refused(tmp_path: Path, settings: Settings, 
 
 def test_index_of_another_model_setting_is_refused(tmp_path: Path, corpus: Corpus, embedder: Embedder) -> None:
     save_index(build_index(corpus, embedder, TextProcessor(corpus.synonyms)), tmp_path / "faq")
-    expected = expected_manifest(corpus, embedder)
+    expected = expected_manifest(corpus, embedder, None)
     other = {**expected, "model": {**expected["model"], "query_prefix": "検索: "}}  # type: ignore[dict-item]
     with pytest.raises(IndexMismatchError, match="embedding model"):
-        load_index(tmp_path / "faq", other)
+        load_index(tmp_path / "faq", other, embedder)
 
 
 def test_build_only_when_stale_and_writes_atomically(tmp_path: Path, settings: Settings, corpus: Corpus, embedder: Embedder) -> None:
@@ -77,3 +89,47 @@ def test_failed_write_keeps_the_previous_index(tmp_path: Path, corpus: Corpus, e
         save_index(built, tmp_path / "faq")
     assert (tmp_path / "faq" / MANIFEST_FILE).read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["faq"]
+
+
+def test_default_index_carries_its_adapted_model(settings: Settings, engine) -> None:  # type: ignore[no-untyped-def]
+    assert settings.adaptation is not None, "adaptation is on by default"
+    assert engine.faq_index.manifest["adaptation"] == settings.adaptation.as_manifest()
+    assert (settings.index_dir / MODEL_FOLDER / "model.safetensors").is_file()
+    assert engine.embedder is engine.faq_index.embedder
+    # The loaded copy embeds queries exactly as the build embedded the questions.
+    question_rows = [i for i, row in enumerate(engine.faq_index.rows) if row.kind == "question"]
+    stored = engine.faq_index.index.reconstruct_n(0, engine.faq_index.index.ntotal)[question_rows]
+    fresh = engine.embedder.embed_queries([engine.text.fold(e.question) for e in engine.corpus.entries])
+    assert np.allclose(stored, fresh, atol=1e-4)
+
+
+def test_adaptation_pulls_questions_toward_their_own_answers(corpus: Corpus, embedder: SentenceTransformerEmbedder) -> None:
+    text = TextProcessor(corpus.synonyms)
+    pairs = training_pairs(corpus, text)
+    probe = "カスハラって何？"
+    before = embedder.embed_queries([probe])
+    adapted = adapt(embedder, pairs, AdaptOptions(epochs=1, learning_rate=5e-5, batch_size=16, max_tokens=64))
+
+    def own_answer_rank(model: Embedder) -> tuple[float, float]:
+        asked = model.embed_queries([p.asked for p in pairs])
+        answers = model.embed_passages([text.fold(e.answer) for e in corpus.entries])
+        sims = asked @ answers.T
+        own = sims[np.arange(len(pairs)), [p.entry for p in pairs]]
+        others = np.where(np.eye(len(corpus.entries), dtype=bool)[[p.entry for p in pairs]], -np.inf, sims).max(axis=1)
+        return float((own > others).mean()), float((own - others).mean())
+
+    base_top1, base_margin = own_answer_rank(embedder)
+    top1, margin = own_answer_rank(adapted)
+    assert top1 >= base_top1 and margin > base_margin + 0.02
+    assert np.allclose(embedder.embed_queries([probe]), before), "the base model is left untouched"
+
+
+def test_index_with_other_adaptation_settings_is_refused(settings: Settings, corpus: Corpus, embedder: Embedder, engine) -> None:  # type: ignore[no-untyped-def]
+    other = settings.model_copy(update={"adapt_epochs": settings.adapt_epochs + 1})
+    assert other.adaptation is not None
+    with pytest.raises(IndexMismatchError, match="adaptation"):
+        load_index(settings.index_dir, expected_manifest(corpus, embedder, other.adaptation), embedder)
+    unadapted = settings.model_copy(update={"adapt_epochs": 0})
+    assert unadapted.adaptation is None
+    with pytest.raises(IndexMismatchError, match="adaptation"):
+        load_index(settings.index_dir, expected_manifest(corpus, embedder, None), embedder)

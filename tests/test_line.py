@@ -130,7 +130,7 @@ def test_ambiguous_question_offers_quick_replies(
     settings: Settings, engine: Engine, stub: StubServer, tmp_path: Path
 ) -> None:
     strict = line_settings(settings, stub, tmp_path, answer_threshold=0.999, suggest_threshold=0.01)
-    strict_engine = assemble(strict, engine.corpus, engine.embedder, engine.faq_index, engine.text)
+    strict_engine = assemble(strict, engine.corpus, engine.faq_index, engine.text)
     stub.reset()
     with TestClient(create_app(strict, strict_engine)) as strict_client:
         assert post(strict_client, event(text="セミナーのメールについて")).status_code == 200

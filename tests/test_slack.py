@@ -253,7 +253,7 @@ def test_ambiguous_answer_has_suggestion_buttons(
     settings: Settings, engine: Engine, stub: StubServer, tmp_path: Path
 ) -> None:
     strict = slack_settings(settings, stub, tmp_path, answer_threshold=0.999, suggest_threshold=0.01)
-    strict_engine = assemble(strict, engine.corpus, engine.embedder, engine.faq_index, engine.text)
+    strict_engine = assemble(strict, engine.corpus, engine.faq_index, engine.text)
     stub.reset()
     with TestClient(create_app(strict, strict_engine)) as strict_client:
         assert send_json(strict_client, event_callback(mention("セミナーのメールについて"))).status_code == 200

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bot.errors import ModelError
 from bot.types import Matrix
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,9 @@ class SentenceTransformerEmbedder:
                 "run `python -m bot export-model` (or `make run`); otherwise set FAQBOT_MODEL to a "
                 "sentence-transformers folder or a model already in the local cache"
             ) from exc
+        self._setup(query_prefix, passage_prefix, batch_size)
+
+    def _setup(self, query_prefix: str | None, passage_prefix: str | None, batch_size: int) -> None:
         prompts = getattr(self._model, "prompts", {}) or {}
         self._query_prefix = query_prefix if query_prefix is not None else prompts.get("query", "")
         self._passage_prefix = passage_prefix if passage_prefix is not None else prompts.get("passage", "")
@@ -45,8 +53,31 @@ class SentenceTransformerEmbedder:
         get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         dim = get_dim()
         if not dim:
-            raise ModelError(f"model {model!r} does not report an embedding dimension")
+            raise ModelError(f"model {self._name!r} does not report an embedding dimension")
         self._dim = int(dim)
+
+    @property
+    def query_prefix(self) -> str:
+        return self._query_prefix
+
+    @property
+    def passage_prefix(self) -> str:
+        return self._passage_prefix
+
+    def copy_model(self) -> SentenceTransformer:
+        """A deep copy of the underlying model, to train without touching this one."""
+        return copy.deepcopy(self._model)
+
+    def with_model(self, model: SentenceTransformer) -> SentenceTransformerEmbedder:
+        """The same prefixes and batching around other weights (an adapted copy)."""
+        other = object.__new__(SentenceTransformerEmbedder)
+        other._name = f"{self._name} (adapted)"
+        other._model = model
+        other._setup(self._query_prefix, self._passage_prefix, self._batch_size)
+        return other
+
+    def save(self, folder: Path) -> None:
+        self._model.save(str(folder))
 
     @property
     def model_id(self) -> str:

@@ -1,0 +1,122 @@
+"""Adapt the embedding model to one FAQ with the FAQ's own texts, at index build time.
+
+A general model knows little of a desk's vocabulary (制度名, 窓口名, the words people use
+for them). The FAQ itself says which texts belong together: every question and
+alternate phrasing is asked, and its entry's answer answers it. A short contrastive
+fine-tune on those pairs (in-batch negatives, as e5 itself was trained) pulls each
+asked text toward its answer and away from other entries' answers. No user query and
+no outside data is used, so the same step runs on any FAQ, including benchmark ones.
+
+Word embeddings stay frozen: they hold most of the parameters, training them is slow
+on a CPU, and a few hundred pairs would only overfit the rare tokens they touch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from dataclasses import asdict, dataclass
+
+from bot.corpus import Corpus
+from bot.embed.sentence_transformer import SentenceTransformerEmbedder
+from bot.text import TextProcessor
+
+log = logging.getLogger(__name__)
+
+# e5's contrastive temperature is 0.01; 0.05 (scale 20) is the sentence-transformers
+# default and is gentler on a model that is already trained.
+SIMILARITY_SCALE = 20.0
+
+
+@dataclass(frozen=True)
+class AdaptOptions:
+    """What the adapted weights depend on; recorded in the index manifest."""
+
+    epochs: float
+    learning_rate: float
+    batch_size: int
+    max_tokens: int
+    seed: int = 0
+
+    def as_manifest(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Pair:
+    asked: str
+    answer: str
+    entry: int
+
+
+def training_pairs(corpus: Corpus, text: TextProcessor) -> list[Pair]:
+    """Each question and alternate with its entry's answer, folded as the index folds them."""
+    pairs = []
+    for i, entry in enumerate(corpus.entries):
+        answer = text.fold(entry.answer)
+        for asked in (entry.question, *entry.alternates):
+            pairs.append(Pair(text.fold(asked), answer, i))
+    return pairs
+
+
+def adapt(
+    embedder: SentenceTransformerEmbedder, pairs: list[Pair], options: AdaptOptions
+) -> SentenceTransformerEmbedder:
+    """A fine-tuned copy of `embedder`; the original is left as it was."""
+    import torch
+    import torch.nn.functional as F
+
+    if len({p.entry for p in pairs}) < 2 or options.epochs <= 0:
+        return embedder
+    model = embedder.copy_model()
+    torch.manual_seed(options.seed)
+    rng = random.Random(options.seed)
+    inference_length = model.max_seq_length
+    model.max_seq_length = options.max_tokens
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_("word_embeddings" not in name)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=options.learning_rate, weight_decay=0.01)
+    batch = min(options.batch_size, len(pairs))
+    steps = max(1, math.ceil(len(pairs) / batch * options.epochs))
+    warmup = max(1, steps // 10)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, 1 - s / steps)
+    )
+
+    def encode(texts: list[str]) -> torch.Tensor:
+        features = model.preprocess(texts)
+        return F.normalize(model(features)["sentence_embedding"], dim=-1)
+
+    log.info("adapting the model to the FAQ: %d pairs, %d steps", len(pairs), steps)
+    model.train()
+    order = list(pairs)
+    step = 0
+    while step < steps:
+        rng.shuffle(order)
+        for start in range(0, len(order) - batch + 1, batch):
+            if step >= steps:
+                break
+            chunk = order[start : start + batch]
+            asked = encode([embedder.query_prefix + p.asked for p in chunk])
+            answers = encode([embedder.passage_prefix + p.answer for p in chunk])
+            logits = SIMILARITY_SCALE * asked @ answers.T
+            entries = torch.tensor([p.entry for p in chunk])
+            # Another pair of the same entry is not a negative.
+            same = (entries[:, None] == entries[None, :]) & ~torch.eye(len(chunk), dtype=torch.bool)
+            logits = logits.masked_fill(same, float("-inf"))
+            target = torch.arange(len(chunk))
+            loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            step += 1
+            if step % 10 == 0 or step == steps:
+                log.info("adapting: step %d/%d, loss %.3f", step, steps, loss.item())
+    model.eval()
+    model.max_seq_length = inference_length
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return embedder.with_model(model)
