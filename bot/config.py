@@ -51,21 +51,21 @@ class Settings(BaseSettings):
     # Retrieval: weights of the standardized signals in the fused score, chosen on
     # LocalgovFAQ odd-id queries and the tune split of corpus/eval.yaml.
     weight_question: float = 1.0
-    weight_answer: float = 0.0
+    weight_answer: float = 0.3
     weight_chunk: float = 0.3
-    weight_lexical: float = 0.5
+    weight_lexical: float = 0.7
     weight_reading: float = 0.2
 
     # Decision (chosen on the tune split of corpus/eval.yaml by scripts/tune_decision.py).
     calibration_weights: list[float] = Field(
-        [0.978, 0.806, 6.033, 4.368],
+        [0.587, 0.351, 0.847, 6.131],
         min_length=4,
         max_length=4,
         description="logistic weights of: fused score, margin, question similarity, coverage",
     )
-    calibration_bias: float = -12.364
-    answer_threshold: float = Field(0.66, ge=0.0, le=1.0)
-    suggest_threshold: float = Field(0.22, ge=0.0, le=1.0)
+    calibration_bias: float = -6.812
+    answer_threshold: float = Field(0.68, ge=0.0, le=1.0)
+    suggest_threshold: float = Field(0.23, ge=0.0, le=1.0)
     max_suggestions: int = Field(3, ge=0, le=10)
 
     # Storage: feedback and query log (any SQLAlchemy URL; SQLite file by default).
