@@ -69,7 +69,7 @@ def test_index_of_another_model_setting_is_refused(tmp_path: Path, corpus: Corpu
 
 
 def test_build_only_when_stale_and_writes_atomically(tmp_path: Path, settings: Settings, corpus: Corpus, embedder: Embedder) -> None:
-    local = settings.model_copy(update={"index_dir": tmp_path / "faq"})
+    local = settings.model_copy(update={"index_dir": tmp_path / "faq", "adapt_epochs": 0})
     text = TextProcessor(corpus.synonyms)
     assert ensure_index(local, corpus, embedder, text) is True
     first = read_manifest(local.index_dir)
