@@ -7,7 +7,7 @@ once, with `python -m bot eval-retrieval`, which ranks exactly as the service do
     .venv/bin/python scripts/bench_variants.py --data /path/to/localgov --ids odd [--adapt]
 
 With --adapt the model is first adapted to the benchmark corpus, as `build` does with
-the current FAQBOT_ADAPT_* settings (about 12 minutes for LocalgovFAQ on two cores).
+the current FAQBOT_ADAPT_* settings (10 to 20 minutes for LocalgovFAQ on two cores).
 """
 
 from __future__ import annotations
