@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from apps import undecided_client
 from fastapi.testclient import TestClient
 
 from bot.api import create_app
 from bot.config import Settings
-from bot.engine import Engine, assemble
+from bot.engine import Engine
 
 
 def ask(client: TestClient, query: object, **extra: object):  # type: ignore[no-untyped-def]
@@ -57,9 +58,7 @@ def test_out_of_scope_routes_to_the_desk(client: TestClient, query: str) -> None
 def test_ambiguous_query_offers_suggestions(settings: Settings, engine: Engine) -> None:
     """With the real retrieval, a vague seminar question sits between entries: with an
     answer threshold no query reaches, it must come back as suggestions, not a guess."""
-    strict = settings.model_copy(update={"answer_threshold": 0.999, "suggest_threshold": 0.01})
-    strict_engine = assemble(strict, engine.corpus, engine.faq_index, engine.text)
-    with TestClient(create_app(strict, strict_engine)) as client:
+    with undecided_client(settings, engine) as client:
         body = ask(client, "セミナーのメールについて").json()
     assert body["answered"] is False and body["decision"] == "ambiguous"
     assert body["faq"] is None and body["route"] is not None

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from apps import undecided_client
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from stub_server import StubServer
@@ -25,7 +26,7 @@ from bot.api import create_app
 from bot.channels import line, replies
 from bot.config import Settings
 from bot.desk import Route
-from bot.engine import Engine, assemble
+from bot.engine import Engine
 
 SECRET = "line-test-channel-secret"
 TOKEN = "line-test-access-token"
@@ -129,10 +130,8 @@ def test_redelivered_event_is_answered_once(client: TestClient, stub: StubServer
 def test_ambiguous_question_offers_quick_replies(
     settings: Settings, engine: Engine, stub: StubServer, tmp_path: Path
 ) -> None:
-    strict = line_settings(settings, stub, tmp_path, answer_threshold=0.999, suggest_threshold=0.01)
-    strict_engine = assemble(strict, engine.corpus, engine.faq_index, engine.text)
     stub.reset()
-    with TestClient(create_app(strict, strict_engine)) as strict_client:
+    with undecided_client(line_settings(settings, stub, tmp_path), engine) as strict_client:
         assert post(strict_client, event(text="セミナーのメールについて")).status_code == 200
     (message,) = only_reply(stub)["messages"]
     items = message["quickReply"]["items"]

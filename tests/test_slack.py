@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from apps import undecided_client
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from slack_sdk.signature import SignatureVerifier
@@ -26,7 +27,7 @@ from stub_server import Call, StubServer
 from bot.api import create_app
 from bot.channels import slack_blocks
 from bot.config import Settings
-from bot.engine import Engine, assemble
+from bot.engine import Engine
 
 SECRET = "slack-test-signing-secret"
 TOKEN = "xoxb-slack-test-token"
@@ -252,10 +253,8 @@ def test_suggestion_click_on_an_ephemeral_answer_stays_ephemeral(
 def test_ambiguous_answer_has_suggestion_buttons(
     settings: Settings, engine: Engine, stub: StubServer, tmp_path: Path
 ) -> None:
-    strict = slack_settings(settings, stub, tmp_path, answer_threshold=0.999, suggest_threshold=0.01)
-    strict_engine = assemble(strict, engine.corpus, engine.faq_index, engine.text)
     stub.reset()
-    with TestClient(create_app(strict, strict_engine)) as strict_client:
+    with undecided_client(slack_settings(settings, stub, tmp_path), engine) as strict_client:
         assert send_json(strict_client, event_callback(mention("セミナーのメールについて"))).status_code == 200
         body = one_post(stub).body
     (actions,) = [b for b in body["blocks"] if b["type"] == "actions"]
