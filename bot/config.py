@@ -53,8 +53,11 @@ class Settings(BaseSettings):
     weight_question: float = 1.0
     weight_answer: float = 0.3
     weight_chunk: float = 0.3
-    weight_lexical: float = 0.7
+    weight_lexical: float = 0.5
     weight_reading: float = 0.2
+    # The unadapted model's question and chunk similarities (used only with adaptation on).
+    weight_base_question: float = 0.3
+    weight_base_chunk: float = 0.3
 
     # Decision (chosen on the tune split of corpus/eval.yaml by scripts/tune_decision.py).
     calibration_weights: list[float] = Field(

@@ -56,6 +56,8 @@ def fusion_weights(settings: Settings) -> FusionWeights:
         settings.weight_chunk,
         settings.weight_lexical,
         settings.weight_reading,
+        settings.weight_base_question,
+        settings.weight_base_chunk,
     )
 
 

@@ -1,12 +1,15 @@
 """Build, check and load the FAISS index of FAQ fields, with its manifest.
 
-Each entry contributes one row per field: its question and every alternate phrasing
-(embedded as queries, so user questions are matched question-to-question), and its
-answer (embedded as a passage). When adaptation is on, the model is first fine-tuned
-on the corpus (bot.embed.adapt) and the adapted copy is saved inside the index folder:
-vectors and the model that embeds queries against them are written, and replaced,
-together. The manifest records what the vectors depend on; the service refuses an
-index whose manifest does not match the corpus, base model and settings in use.
+Each entry contributes one row per field: its question and every alternate phrasing,
+and their kana spellings (embedded as queries, so user questions are matched
+question-to-question), and its answer and the answer's pieces (embedded as passages).
+When adaptation is on, the model is first fine-tuned on the corpus (bot.embed.adapt) and
+the adapted copy is saved inside the index folder: vectors and the model that embeds
+queries against them are written, and replaced, together. The base model's vectors of
+the same rows are kept beside them, because the fine-tune trades away some of what the
+general model knew and ranking uses both. The manifest records what the vectors depend
+on; the service refuses an index whose manifest does not match the corpus, base model
+and settings in use.
 """
 
 from __future__ import annotations
@@ -31,25 +34,36 @@ from bot.errors import IndexMismatchError, IndexMissingError, ModelError
 from bot.text import TextProcessor, split_passage
 from bot.types import EntryId
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 INDEX_FILE = "index.faiss"
+BASE_INDEX_FILE = "base.faiss"
 ROWS_FILE = "rows.json"
 MANIFEST_FILE = "manifest.json"
 MODEL_FOLDER = "model"
 REBUILD_HINT = "rebuild it with `python -m bot build` (or `make run`)"
 TOKYO = ZoneInfo("Asia/Tokyo")
 
-FieldKind = Literal["question", "alternate", "answer", "chunk"]
+FieldKind = Literal["question", "alternate", "kana", "answer", "chunk"]
 # Long answers are also indexed in pieces of about this many characters: a question
 # about one sentence of a long answer matches that sentence better than the whole.
 CHUNK_CHARS = 150
-ASKED_KINDS = frozenset({"question", "alternate"})
+ASKED_KINDS = frozenset({"question", "alternate", "kana"})
+# The fields as the FAQ writes them, for lexical matching (kana and chunks repeat them).
+WRITTEN_KINDS = frozenset({"question", "alternate", "answer"})
 
 
 @dataclass(frozen=True)
 class Row:
     entry_id: EntryId
     kind: FieldKind
+
+
+@dataclass(frozen=True)
+class ModelVectors:
+    """The rows as one model embeds them, and that model, which must embed the queries."""
+
+    index: faiss.Index
+    embedder: Embedder
 
 
 @dataclass
@@ -60,15 +74,22 @@ class FaqIndex:
     rows: list[Row]
     manifest: dict[str, object]
     embedder: Embedder
-    """The model the vectors were made with, which must also embed the queries."""
+    """The model the vectors were made with (adapted when adaptation is on)."""
+    base: ModelVectors | None = None
+    """The unadapted model's vectors of the same rows; None when there was no adaptation."""
 
 
-def field_rows(corpus: Corpus) -> list[tuple[Row, str]]:
+def field_rows(corpus: Corpus, text: TextProcessor) -> list[tuple[Row, str]]:
     """Every indexed field of every entry, in a stable order."""
     out: list[tuple[Row, str]] = []
     for entry in corpus.entries:
-        out.append((Row(entry.id, "question"), entry.question))
-        out.extend((Row(entry.id, "alternate"), alt) for alt in entry.alternates)
+        asked = [(Row(entry.id, "question"), entry.question)]
+        asked += [(Row(entry.id, "alternate"), alt) for alt in entry.alternates]
+        out.extend(asked)
+        for _, field in asked:
+            kana = text.kana_spelling(field)
+            if kana != text.fold(field):
+                out.append((Row(entry.id, "kana"), kana))
         out.append((Row(entry.id, "answer"), entry.answer))
         chunks = split_passage(entry.answer, CHUNK_CHARS)
         if len(chunks) > 1:
@@ -107,24 +128,30 @@ def build_index(
     """Embed every field into an exact inner-product index (vectors are normalized),
     with the model adapted to the corpus first when `adaptation` is given."""
     manifest = expected_manifest(corpus, embedder, adaptation)
+    rows = field_rows(corpus, text)
+    base = None
     if adaptation is not None:
         if not isinstance(embedder, SentenceTransformerEmbedder):
             raise ModelError(
                 f"adapting needs a sentence-transformers model, not {embedder.model_id!r}; "
                 "set FAQBOT_ADAPT_EPOCHS=0 to use it as it is"
             )
+        base = ModelVectors(_flat_index(embed_fields(rows, embedder, text)), embedder)
         embedder = adapt(embedder, training_pairs(corpus, text), adaptation)
-    rows = field_rows(corpus)
-    vectors = embed_fields(rows, embedder, text)
-    index = faiss.IndexFlatIP(embedder.dim)
-    index.add(vectors)
+    index = _flat_index(embed_fields(rows, embedder, text))
     manifest |= {
         "entries": len(corpus.entries),
         "rows": len(rows),
         "libraries": _library_versions(),
         "built_at": dt.datetime.now(TOKYO).isoformat(timespec="seconds"),
     }
-    return FaqIndex(index=index, rows=[row for row, _ in rows], manifest=manifest, embedder=embedder)
+    return FaqIndex(index=index, rows=[row for row, _ in rows], manifest=manifest, embedder=embedder, base=base)
+
+
+def _flat_index(vectors: np.ndarray) -> faiss.Index:
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors)
+    return index
 
 
 def save_index(faq_index: FaqIndex, folder: Path) -> None:
@@ -136,9 +163,10 @@ def save_index(faq_index: FaqIndex, folder: Path) -> None:
         rows = [{"entry_id": r.entry_id, "kind": r.kind} for r in faq_index.rows]
         (tmp / ROWS_FILE).write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
         if faq_index.manifest.get("adaptation"):
-            if not isinstance(faq_index.embedder, SentenceTransformerEmbedder):
+            if not isinstance(faq_index.embedder, SentenceTransformerEmbedder) or faq_index.base is None:
                 raise ModelError(f"cannot save the adapted model {faq_index.embedder.model_id!r}")
             faq_index.embedder.save(tmp / MODEL_FOLDER)
+            faiss.write_index(faq_index.base.index, str(tmp / BASE_INDEX_FILE))
         (tmp / MANIFEST_FILE).write_text(
             json.dumps(faq_index.manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
         )
@@ -184,16 +212,19 @@ def load_index(folder: Path, expected: dict[str, object], embedder: Embedder) ->
         raise IndexMismatchError(
             f"the index at {folder} does not match the current {', '.join(reasons)}: {REBUILD_HINT}"
         )
+    base = None
     try:
         index = faiss.read_index(str(folder / INDEX_FILE))
         rows = [Row(r["entry_id"], r["kind"]) for r in json.loads((folder / ROWS_FILE).read_text("utf-8"))]
         if manifest.get("adaptation"):
+            base = ModelVectors(faiss.read_index(str(folder / BASE_INDEX_FILE)), embedder)
             embedder = _load_adapted(folder / MODEL_FOLDER, embedder)
     except (OSError, RuntimeError, ValueError, KeyError, ModelError) as exc:
         raise IndexMismatchError(f"the index at {folder} is damaged ({exc}): {REBUILD_HINT}") from exc
-    if index.ntotal != len(rows) or index.d != expected["dim"] or embedder.dim != index.d:
+    indexes = [index] + ([base.index] if base else [])
+    if any(i.ntotal != len(rows) or i.d != expected["dim"] for i in indexes) or embedder.dim != index.d:
         raise IndexMismatchError(f"the index at {folder} is inconsistent: {REBUILD_HINT}")
-    return FaqIndex(index=index, rows=rows, manifest=manifest, embedder=embedder)
+    return FaqIndex(index=index, rows=rows, manifest=manifest, embedder=embedder, base=base)
 
 
 def _load_adapted(folder: Path, base: Embedder) -> Embedder:

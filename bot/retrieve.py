@@ -1,11 +1,14 @@
 """Rank FAQ entries for a query: several dense and lexical signals, fused per entry.
 
 Signals, each one number per entry:
-- question: best cosine between the query and the entry's question or alternates, all
-  embedded as queries (question-to-question matching);
+- question: best cosine between the query and the entry's question or alternates, or
+  their kana spellings, all embedded as queries (question-to-question matching);
 - answer: cosine to the whole answer, embedded as a passage;
 - chunk: best cosine to a piece of a long answer (the answer itself when short);
-- lexical: BM25 over fugashi lemmas of the entry's question, alternates and answer.
+- base question, base chunk: the same two with the unadapted model, when the index
+  holds an adapted one (each model gets right some queries the other misses);
+- lexical: BM25 over fugashi lemmas of the entry's question, alternates and answer;
+- reading: BM25 over bigrams of their katakana readings.
 Each signal is standardized over the entries (z-score) before the weighted sum, so
 weights do not depend on the scale of cosines or BM25. The raw values are kept on
 the candidate for the decision step (bot.answer), which needs absolute evidence.
@@ -18,11 +21,12 @@ from collections import Counter
 from dataclasses import dataclass
 
 import bm25s
+import faiss
 import numpy as np
 
 from bot.corpus import Corpus, Entry
 from bot.errors import IndexMismatchError
-from bot.index import ASKED_KINDS, REBUILD_HINT, FaqIndex, field_rows
+from bot.index import ASKED_KINDS, REBUILD_HINT, WRITTEN_KINDS, FaqIndex, field_rows
 from bot.text import TextProcessor
 from bot.types import Vector
 
@@ -34,6 +38,8 @@ class FusionWeights:
     chunk: float
     lexical: float
     reading: float
+    base_question: float = 0.0
+    base_chunk: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -84,11 +90,12 @@ class Retriever:
         weights: FusionWeights,
     ) -> None:
         self.corpus = corpus
-        self._embedder = faq_index.embedder
         self._text = text
         self._weights = weights
         self._index = faq_index.index
-        fields = field_rows(corpus)
+        self._embedder = faq_index.embedder
+        self._base = faq_index.base
+        fields = field_rows(corpus, text)
         if faq_index.rows != [row for row, _ in fields]:
             raise IndexMismatchError(f"the index rows do not match the corpus fields: {REBUILD_HINT}")
         position = {e.id: i for i, e in enumerate(corpus.entries)}
@@ -101,7 +108,7 @@ class Retriever:
         entry_tokens: list[list[str]] = [[] for _ in corpus.entries]
         entry_grams: list[list[str]] = [[] for _ in corpus.entries]
         for (row, field), i in zip(fields, self._row_entry):
-            if row.kind != "chunk":
+            if row.kind in WRITTEN_KINDS:
                 lemmas, grams = text.analyze(field)
                 entry_tokens[i] += lemmas
                 entry_grams[i] += grams
@@ -112,21 +119,10 @@ class Retriever:
         n = len(self._entry_sets)
         self._idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
 
-    def embed_query(self, query: str) -> Vector:
-        return self._embedder.embed_queries([self._text.fold(query)])[0]
-
     def rank(self, query: str) -> list[Candidate]:
         """All entries, best first."""
-        return self.rank_vector(query, self.embed_query(query))
-
-    def rank_vector(self, query: str, vector: Vector) -> list[Candidate]:
-        sims, ids = self._index.search(vector.reshape(1, -1), self._index.ntotal)
-        row_sim = np.empty(self._index.ntotal, dtype=np.float32)
-        row_sim[ids[0]] = sims[0]
-        question = self._best(row_sim, self._asked)
-        answer = self._best(row_sim, self._answer)
-        chunk = np.maximum(self._best(row_sim, self._chunk), answer)
-
+        folded = [self._text.fold(query)]
+        question, answer, chunk = self._dense(self._index, self._embedder.embed_queries(folded)[0])
         tokens, grams = self._text.analyze(query)
         lexical = self._lemmas.scores(tokens)
         reading = self._readings.scores(grams)
@@ -140,6 +136,10 @@ class Retriever:
             + w.lexical * standardize(lexical)
             + w.reading * standardize(reading)
         )
+        if self._base is not None and (w.base_question or w.base_chunk):
+            base_vector = self._base.embedder.embed_queries(folded)[0]
+            base_question, _, base_chunk = self._dense(self._base.index, base_vector)
+            fused += w.base_question * standardize(base_question) + w.base_chunk * standardize(base_chunk)
         order = np.argsort(-fused, kind="stable")
         return [
             Candidate(
@@ -153,6 +153,14 @@ class Retriever:
             )
             for i in order
         ]
+
+    def _dense(self, index: faiss.Index, vector: Vector) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each entry's question, answer and chunk cosines to the query vector."""
+        sims, ids = index.search(vector.reshape(1, -1), index.ntotal)
+        row_sim = np.empty(index.ntotal, dtype=np.float32)
+        row_sim[ids[0]] = sims[0]
+        answer = self._best(row_sim, self._answer)
+        return self._best(row_sim, self._asked), answer, np.maximum(self._best(row_sim, self._chunk), answer)
 
     def _best(self, row_scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Each entry's best score over its rows in `mask` (-1 where it has none)."""

@@ -19,6 +19,8 @@ _DROPPED_POS = frozenset({"助詞", "助動詞", "補助記号", "記号", "空�
 _STOP_LEMMAS = frozenset({"為る", "有る", "居る", "成る", "ござる", "いただく", "下さる", "頂く"})
 _SYMBOL_POS = frozenset({"補助記号", "記号", "空白"})
 _HIRAGANA_TO_KATAKANA = {cp: cp + 0x60 for cp in range(0x3041, 0x3097)}
+_KATAKANA_TO_HIRAGANA = {cp + 0x60: cp for cp in range(0x3041, 0x3097)}
+_KANJI = re.compile(r"[\u3005\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _SPACE = re.compile(r"\s+")
 _SENTENCE_END = re.compile(r"(?<=[。．！？!?\n])")
 
@@ -91,6 +93,24 @@ class TextProcessor:
                 lemmas.append(lemma.lower())
         joined = "".join(reading)
         return lemmas, [joined[i : i + 2] for i in range(len(joined) - 1)]
+
+    def kana_spelling(self, text: str) -> str:
+        """The folded text with every word written in kanji spelled out in hiragana.
+
+        Some people type whole questions in kana ("せんもんかはどうきまるの"), which the
+        embedding model reads poorly against the kanji of the FAQ; indexing a kana
+        spelling of each question lets such queries meet one written like them.
+        Katakana, Latin letters and digits stay as typed, as people write them.
+        """
+        return "".join(
+            word.white_space
+            + (
+                (word.feature.kana or word.surface).translate(_KATAKANA_TO_HIRAGANA)
+                if _KANJI.search(word.surface)
+                else word.surface
+            )
+            for word in self._tagger(self.fold(text))
+        )
 
     def tokens(self, text: str) -> list[str]:
         """Content-word lemmas of the folded text, for the lexical (BM25) side."""

@@ -35,8 +35,11 @@ def test_manifest_records_what_the_vectors_depend_on(engine) -> None:  # type: i
     assert manifest["built_at"].endswith("+09:00")
     chunks = sum(len(split_passage(e.answer, CHUNK_CHARS)) for e in engine.corpus.entries
                  if len(split_passage(e.answer, CHUNK_CHARS)) > 1)
-    n_rows = sum(2 + len(e.alternates) for e in engine.corpus.entries) + chunks
+    kana = sum(engine.text.kana_spelling(q) != engine.text.fold(q)
+               for e in engine.corpus.entries for q in (e.question, *e.alternates))
+    n_rows = sum(2 + len(e.alternates) for e in engine.corpus.entries) + kana + chunks
     assert chunks > 0, "the two-paragraph answers are also indexed in pieces"
+    assert kana > len(engine.corpus.entries), "questions written with kanji are also indexed in kana"
     assert engine.faq_index.index.ntotal == manifest["rows"] == n_rows
 
 
@@ -101,6 +104,17 @@ def test_default_index_carries_its_adapted_model(settings: Settings, engine) -> 
     stored = engine.faq_index.index.reconstruct_n(0, engine.faq_index.index.ntotal)[question_rows]
     fresh = engine.embedder.embed_queries([engine.text.fold(e.question) for e in engine.corpus.entries])
     assert np.allclose(stored, fresh, atol=1e-4)
+
+
+def test_default_index_keeps_the_base_models_vectors(engine, embedder: Embedder) -> None:  # type: ignore[no-untyped-def]
+    base = engine.faq_index.base
+    assert base is not None and base.embedder is embedder
+    assert base.index.ntotal == engine.faq_index.index.ntotal
+    question_rows = [i for i, row in enumerate(engine.faq_index.rows) if row.kind == "question"]
+    stored = base.index.reconstruct_n(0, base.index.ntotal)[question_rows]
+    questions = [engine.text.fold(e.question) for e in engine.corpus.entries]
+    assert np.allclose(stored, embedder.embed_queries(questions), atol=1e-4)
+    assert not np.allclose(stored, engine.embedder.embed_queries(questions), atol=1e-2), "two models, two sets of vectors"
 
 
 def test_adaptation_pulls_questions_toward_their_own_answers(corpus: Corpus, embedder: SentenceTransformerEmbedder) -> None:

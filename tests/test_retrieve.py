@@ -25,6 +25,14 @@ def test_hiragana_query_finds_its_entry(engine: Engine) -> None:
     assert engine.retriever.rank("せみなーのしりょうはもらえますか")[0].entry.id == "seminar-materials"
 
 
+def test_questions_spelled_in_kana_meet_their_kana_row(engine: Engine) -> None:
+    for entry in engine.corpus.entries:
+        kana = engine.text.kana_spelling(entry.question)
+        ranked = engine.retriever.rank(kana)
+        own = next(c for c in ranked if c.entry.id == entry.id)
+        assert own.question > 0.99 and own.question == max(c.question for c in ranked), kana
+
+
 def test_out_of_scope_words_lower_coverage(engine: Engine) -> None:
     inside = engine.retriever.rank("セミナーの録画はできますか")[0]
     outside = engine.retriever.rank("セミナーの参加費はいくら")[0]

@@ -37,3 +37,10 @@ def test_split_passage_groups_sentences() -> None:
 
 def test_to_katakana() -> None:
     assert to_katakana("せみなー Zoom") == "セミナー Zoom"
+
+
+def test_kana_spelling_spells_only_kanji_words_in_hiragana() -> None:
+    text = TextProcessor([["カスハラ", "カスタマーハラスメント"]])
+    assert text.kana_spelling("専門家はどのように決まりますか？") == "せんもんかはどのようにきまりますか?"
+    assert text.kana_spelling("カスタマーハラスメントの資料 Zoom 5回") == "カスハラのしりょう zoom 5かい"
+    assert text.kana_spelling("せみなーはいつ") == "せみなーはいつ"
