@@ -61,14 +61,14 @@ class Settings(BaseSettings):
 
     # Decision (chosen on the tune split of corpus/eval.yaml by scripts/tune_decision.py).
     calibration_weights: list[float] = Field(
-        [0.587, 0.351, 0.847, 6.131],
-        min_length=4,
-        max_length=4,
-        description="logistic weights of: fused score, margin, question similarity, coverage",
+        [0.464, 0.545, 10.897, 2.034, 0.188],
+        min_length=5,
+        max_length=5,
+        description="logistic weights of: fused score, margin, question similarity, coverage, reading BM25",
     )
-    calibration_bias: float = -6.812
-    answer_threshold: float = Field(0.68, ge=0.0, le=1.0)
-    suggest_threshold: float = Field(0.23, ge=0.0, le=1.0)
+    calibration_bias: float = -14.83
+    answer_threshold: float = Field(0.82, ge=0.0, le=1.0)
+    suggest_threshold: float = Field(0.27, ge=0.0, le=1.0)
     max_suggestions: int = Field(3, ge=0, le=10)
 
     # Storage: feedback and query log (any SQLAlchemy URL; SQLite file by default).

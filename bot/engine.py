@@ -63,7 +63,7 @@ def fusion_weights(settings: Settings) -> FusionWeights:
 
 def calibration(settings: Settings) -> Calibration:
     w = settings.calibration_weights
-    return Calibration(weights=(w[0], w[1], w[2], w[3]), bias=settings.calibration_bias)
+    return Calibration(weights=(w[0], w[1], w[2], w[3], w[4]), bias=settings.calibration_bias)
 
 
 def decision_policy(settings: Settings) -> DecisionPolicy:

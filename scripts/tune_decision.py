@@ -19,8 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from bot.answer import Calibration
 from bot.config import Settings
 from bot.corpus import load_corpus, load_eval_set
-from bot.engine import assemble, load_embedder
-from bot.index import build_index
+from bot.engine import ensure_index, load_embedder, load_engine
 from bot.text import TextProcessor
 
 # A wrong answer costs this many times a missed one (the person is routed to the desk).
@@ -32,8 +31,8 @@ def main() -> None:
     corpus = load_corpus(settings.corpus_dir)
     tune = [q for q in load_eval_set(settings.corpus_dir, corpus) if q.split == "tune"]
     embedder = load_embedder(settings)
-    text = TextProcessor(corpus.synonyms)
-    retriever = assemble(settings, corpus, build_index(corpus, embedder, text, settings.adaptation), text).retriever
+    ensure_index(settings, corpus, embedder, TextProcessor(corpus.synonyms))
+    retriever = load_engine(settings, embedder).retriever
 
     features, labels = [], []
     for q in tune:
