@@ -3,11 +3,13 @@
 corpus.json maps id -> entry, either {"question": …, "answer": …} or the string
 "Question: …\nAnswer: …"; queries.json maps id -> query; qrels.json maps query id ->
 {entry id: grade >= 1}. The entries get a throw-away index built with the current
-settings, and queries are ranked by the same Retriever the service uses.
+settings (or one kept in a folder of its own, reused while it matches), and queries are
+ranked by the same Retriever the service uses.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import statistics
 import sys
@@ -18,9 +20,9 @@ from pathlib import Path
 from bot.config import Settings
 from bot.corpus import Contacts, Corpus, Entry
 from bot.embed.base import Embedder
-from bot.engine import fusion_weights
+from bot.engine import ensure_index, fusion_weights
 from bot.errors import FaqbotError
-from bot.index import build_index
+from bot.index import build_index, expected_manifest, load_index
 from bot.metrics import Qrels, evaluate
 from bot.retrieve import Retriever
 from bot.text import TextProcessor
@@ -75,9 +77,15 @@ def load_benchmark(corpus_path: Path, queries_path: Path, qrels_path: Path) -> t
         categories=(BENCHMARK_CATEGORY,),
         synonyms=(),
         contacts=Contacts(),
-        content_hash="benchmark",
+        content_hash=_entries_hash(entries),
     )
     return corpus, queries, qrels
+
+
+def _entries_hash(entries: list[Entry]) -> str:
+    """What the index manifest records, so a kept benchmark index is never reused for another corpus."""
+    payload = json.dumps([[e.id, e.question, e.answer] for e in entries], ensure_ascii=False)
+    return "benchmark:" + hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 def select_ids(queries: Mapping[str, str], which: str) -> dict[str, str]:
@@ -100,13 +108,26 @@ def run_benchmark(
     queries: Mapping[str, str],
     qrels: Qrels,
     progress: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True),
+    index_dir: Path | None = None,
 ) -> dict[str, float]:
-    """Rank every query and return the metrics plus the median query latency."""
+    """Rank every query and return the metrics plus the median query latency.
+
+    With `index_dir`, the benchmark's index is kept there and reused by later runs while
+    corpus, model and settings match: adapting to a large corpus takes tens of minutes,
+    and the odd and even query halves rank against the same index.
+    """
     text = TextProcessor(corpus.synonyms)
     adaptation = settings.adaptation
     n = len(corpus.entries)
-    progress(f"adapting the model to {n} entries and embedding them …" if adaptation else f"embedding {n} entries …")
-    faq_index = build_index(corpus, embedder, text, adaptation)
+    building = f"adapting the model to {n} entries and embedding them …" if adaptation else f"embedding {n} entries …"
+    if index_dir is None:
+        progress(building)
+        faq_index = build_index(corpus, embedder, text, adaptation)
+    else:
+        progress(f"{building} (unless {index_dir} holds a matching index)")
+        if not ensure_index(settings.model_copy(update={"index_dir": index_dir}), corpus, embedder, text):
+            progress(f"reusing the index at {index_dir}")
+        faq_index = load_index(index_dir, expected_manifest(corpus, embedder, adaptation), embedder)
     retriever = Retriever(corpus, faq_index, text, fusion_weights(settings))
     run: dict[str, list[str]] = {}
     latencies = []

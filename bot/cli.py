@@ -139,6 +139,10 @@ def eval_retrieval_cmd(
     queries: Annotated[Path, typer.Option(help="queries.json: id -> query")],
     qrels: Annotated[Path, typer.Option(help="qrels.json: query id -> {entry id: grade}")],
     ids: Annotated[str, typer.Option(help="which queries by numeric id: all, odd (tuning) or even (held out)")] = "all",
+    index_dir: Annotated[
+        Path | None,
+        typer.Option(help="keep the benchmark's index in this folder and reuse it while it matches"),
+    ] = None,
 ) -> None:
     """Rank a BEIR-like FAQ set exactly as the service ranks entries and print metrics.
 
@@ -152,7 +156,9 @@ def eval_retrieval_cmd(
     settings = _settings()
     bench_corpus, bench_queries, bench_qrels = load_benchmark(corpus, queries, qrels)
     selected = select_ids(bench_queries, ids)
-    metrics = run_benchmark(settings, load_embedder(settings), bench_corpus, selected, bench_qrels)
+    metrics = run_benchmark(
+        settings, load_embedder(settings), bench_corpus, selected, bench_qrels, index_dir=index_dir
+    )
     typer.echo(f"queries: {len(selected)} ({ids} ids), entries: {len(bench_corpus.entries)}")
     for key, value in metrics.items():
         typer.echo(f"{key:>15}: {value:.4f}" if key != "latency_p50_ms" else f"{key:>15}: {value:.1f}")

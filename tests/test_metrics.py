@@ -46,6 +46,16 @@ def test_benchmark_files_in_both_corpus_forms() -> None:
     assert set(select_ids(queries, "odd")) == {"1", "3"} and set(select_ids(queries, "even")) == {"2"}
 
 
+def test_benchmark_corpus_hash_follows_its_content(tmp_path: Path) -> None:
+    files = [DATA / "queries.json", DATA / "qrels.json"]
+    corpus = load_benchmark(DATA / "corpus.json", *files)[0]
+    assert load_benchmark(DATA / "corpus.json", *files)[0].content_hash == corpus.content_hash
+    raw = json.loads((DATA / "corpus.json").read_text(encoding="utf-8"))
+    raw["b"] = "Question: 専門家派遣の申込方法を教えてください\nAnswer: 電話でお申し込みください。"
+    (tmp_path / "corpus.json").write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
+    assert load_benchmark(tmp_path / "corpus.json", *files)[0].content_hash != corpus.content_hash
+
+
 def test_bad_benchmark_file_names_the_problem(tmp_path: Path) -> None:
     (tmp_path / "c.json").write_text('{"x": 5}', encoding="utf-8")
     with pytest.raises(BenchmarkError, match="entry 'x' needs a question"):
@@ -64,3 +74,25 @@ def test_eval_retrieval_cli_prints_metrics_and_a_json_last_line(settings: Settin
     assert set(last) == {*METRIC_KEYS, "latency_p50_ms"}
     assert last["hit@1"] == 1.0  # three easy queries, each with an obvious entry
     assert 0.0 < last["ndcg@10"] <= 1.0 and last["latency_p50_ms"] > 0
+
+
+def test_eval_retrieval_keeps_and_reuses_its_index(settings: Settings, tmp_path: Path) -> None:
+    env = {"FAQBOT_MODEL": settings.model, "FAQBOT_LOG_LEVEL": "WARNING", "FAQBOT_ADAPT_EPOCHS": "1"}
+    args = ["eval-retrieval", "--corpus", str(DATA / "corpus.json"), "--queries", str(DATA / "queries.json"),
+            "--qrels", str(DATA / "qrels.json"), "--index-dir", str(tmp_path / "bench")]
+    first = CliRunner().invoke(app, args, env=env)
+    assert first.exit_code == 0, first.output
+    built_at = json.loads((tmp_path / "bench" / "manifest.json").read_text())["built_at"]
+    again = CliRunner().invoke(app, args, env=env)
+    assert again.exit_code == 0, again.output
+    assert "reusing the index" in again.stderr
+    assert json.loads((tmp_path / "bench" / "manifest.json").read_text())["built_at"] == built_at
+    assert _ranking_metrics(again.stdout) == _ranking_metrics(first.stdout)
+    other = CliRunner().invoke(app, args, env={**env, "FAQBOT_ADAPT_EPOCHS": "2"})
+    assert other.exit_code == 0, other.output
+    assert "reusing the index" not in other.stderr, "other adaptation settings build anew"
+
+
+def _ranking_metrics(stdout: str) -> dict[str, float]:
+    last = json.loads(stdout.strip().splitlines()[-1])
+    return {k: v for k, v in last.items() if k != "latency_p50_ms"}
