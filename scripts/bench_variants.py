@@ -1,41 +1,33 @@
 """Compare retrieval variants on a BEIR-like FAQ benchmark (LocalgovFAQ during development).
 
-Embeddings are cached under --cache so that trying a fusion variant takes seconds.
-Only the queries selected with --ids are scored: tune on odd ids, report on even ids
-once, with `python -m bot eval-retrieval`, which ranks exactly as the service does.
+Every signal the service can fuse is computed once for all selected queries, from the
+vectors of an index that `eval-retrieval --index-dir` keeps (built here the same way
+when the folder holds none), so that trying a fusion variant takes seconds. Only the
+queries selected with --ids are scored: tune on odd ids, report on even ids once, with
+`python -m bot eval-retrieval`, which ranks exactly as the service does.
 
-    .venv/bin/python scripts/bench_variants.py --data /path/to/localgov --ids odd [--adapt]
+    .venv/bin/python scripts/bench_variants.py --data /path/to/localgov --ids odd --index-dir /tmp/localgov-index
 
-With --adapt the model is first adapted to the benchmark corpus, as `build` does with
-the current FAQBOT_ADAPT_* settings (10 to 20 minutes for LocalgovFAQ on two cores).
+Building that index adapts the model to the benchmark corpus with the current
+FAQBOT_ADAPT_* settings: 30 to 40 minutes for LocalgovFAQ on two cores.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 from pathlib import Path
 
 import bm25s
+import faiss
 import numpy as np
 
 from bot.benchmark import load_benchmark, select_ids
 from bot.config import Settings
-from bot.embed.adapt import adapt, training_pairs
-from bot.engine import load_embedder
-from bot.index import CHUNK_CHARS
+from bot.embed.base import Embedder
+from bot.engine import ensure_index, load_embedder
+from bot.index import ASKED_KINDS, expected_manifest, load_index
 from bot.metrics import evaluate
-from bot.text import TextProcessor, split_passage
-
-
-def cached(cache: Path, name: str, texts: list[str], fn) -> np.ndarray:  # type: ignore[no-untyped-def]
-    key = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:12]
-    path = cache / f"{name}-{key}.npy"
-    if path.exists():
-        return np.load(path)
-    vectors = fn(texts)
-    np.save(path, vectors)
-    return vectors
+from bot.text import TextProcessor
 
 
 def bm25_matrix(docs: list[list[str]], queries: list[list[str]], k1: float = 1.2, b: float = 0.75) -> np.ndarray:
@@ -82,12 +74,33 @@ def score(sim: np.ndarray, ids: list[str], qids: list[str], qrels) -> dict[str, 
     return evaluate(run, qrels)
 
 
+def dense_signals(index: faiss.Index, embedder: Embedder, queries: list[str], owner: np.ndarray, kinds: np.ndarray,
+                  n: int) -> dict[str, np.ndarray]:
+    """Per query and entry: best cosine over question rows (with and without their kana
+    spellings), to the answer, and best over the answer's pieces, as bot.retrieve does."""
+    rows = index.reconstruct_n(0, index.ntotal)
+    sims = embedder.embed_queries(queries) @ rows.T
+
+    def best(mask: np.ndarray) -> np.ndarray:
+        out = np.full((len(queries), n), -1.0, dtype=np.float32)
+        for j in np.flatnonzero(mask):
+            np.maximum(out[:, owner[j]], sims[:, j], out=out[:, owner[j]])
+        return out
+
+    answer = best(kinds == "answer")
+    return {
+        "question": best(np.isin(kinds, list(ASKED_KINDS))),
+        "question without kana": best(np.isin(kinds, ["question", "alternate"])),
+        "answer": answer,
+        "chunk": np.maximum(best(kinds == "chunk"), answer),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--ids", default="odd")
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/faqbot-bench-cache"))
-    parser.add_argument("--adapt", action="store_true", help="adapt the model to the corpus first")
+    parser.add_argument("--index-dir", type=Path, required=True, help="the benchmark index (kept by eval-retrieval)")
     args = parser.parse_args()
 
     settings = Settings(log_level="WARNING")
@@ -96,36 +109,22 @@ def main() -> None:
     qids = list(queries)
     ids = [e.id for e in corpus.entries]
     text = TextProcessor()
-    emb = load_embedder(settings)
-    if args.adapt and settings.adaptation is not None:
-        options = settings.adaptation
-        args.cache = args.cache / ("adapted-" + hashlib.sha256(repr(options).encode()).hexdigest()[:8])
-        emb = adapt(emb, training_pairs(corpus, text), options)  # type: ignore[arg-type]
-    args.cache.mkdir(parents=True, exist_ok=True)
+    embedder = load_embedder(settings)
+    ensure_index(settings.model_copy(update={"index_dir": args.index_dir}), corpus, embedder, text)
+    faq_index = load_index(args.index_dir, expected_manifest(corpus, embedder, settings.adaptation), embedder)
+    position = {e: i for i, e in enumerate(ids)}
+    owner = np.array([position[r.entry_id] for r in faq_index.rows])
+    kinds = np.array([r.kind for r in faq_index.rows])
+
+    qtexts = [text.fold(queries[q]) for q in qids]
+    signals = dense_signals(faq_index.index, faq_index.embedder, qtexts, owner, kinds, len(ids))
+    if faq_index.base is not None:
+        base = dense_signals(faq_index.base.index, faq_index.base.embedder, qtexts, owner, kinds, len(ids))
+        signals |= {f"base {k}": v for k, v in base.items()}
     questions = [text.fold(e.question) for e in corpus.entries]
     answers = [text.fold(e.answer) for e in corpus.entries]
-    qtexts = [text.fold(queries[q]) for q in qids]
-
-    qq = cached(args.cache, "q-query", questions, emb.embed_queries)
-    ap = cached(args.cache, "a-passage", answers, emb.embed_passages)
-    uq = cached(args.cache, "queries", qtexts, emb.embed_queries)
-    chunks, owner = [], []
-    for j, answer in enumerate(answers):
-        pieces = split_passage(answer, CHUNK_CHARS)
-        chunks += pieces
-        owner += [j] * len(pieces)
-    cp = cached(args.cache, "chunks", chunks, emb.embed_passages)
-    chunk_sim = np.full((len(qids), len(answers)), -1.0, dtype=np.float32)
-    owner_arr = np.array(owner)
-    sims = uq @ cp.T
-    for j in range(len(answers)):
-        chunk_sim[:, j] = sims[:, owner_arr == j].max(axis=1)
-
     tq = [text.tokens(q) for q in qtexts]
-    signals = {
-        "question": uq @ qq.T,
-        "answer": uq @ ap.T,
-        "chunk": np.maximum(chunk_sim, uq @ ap.T),
+    signals |= {
         "lexical": bm25_matrix([text.tokens(f"{q} {a}") for q, a in zip(questions, answers)], tq),
         "reading": bm25_matrix(
             [text.reading_grams(q) + text.reading_grams(a) for q, a in zip(questions, answers)],
@@ -144,13 +143,22 @@ def main() -> None:
         "z: question + 0.5 lexical": {"question": 1, "lexical": 0.5},
         "z: question + 0.3 answer + 0.5 lexical": {"question": 1, "answer": 0.3, "lexical": 0.5},
         "z: + 0.3 char 2-gram": {"question": 1, "answer": 0.3, "lexical": 0.5, "char 2-gram": 0.3},
-        "z: question + 0.6 chunk + 0.3 answer + 0.5 lexical": {"question": 1, "chunk": 0.6, "answer": 0.3, "lexical": 0.5},
-        "z: question + 0.3 chunk + 0.5 lexical": {"question": 1, "chunk": 0.3, "lexical": 0.5},
-        "z: question + 0.3 chunk + 0.5 lexical + 0.2 reading (previous default)": {
+        "z: question + 0.3 chunk + 0.5 lexical + 0.2 reading (session 5 default)": {
             "question": 1, "chunk": 0.3, "lexical": 0.5, "reading": 0.2},
-        "z: question + 0.3 answer + 0.3 chunk + 0.7 lexical + 0.2 reading (default)": {
+        "z: question w/o kana + 0.3 answer + 0.3 chunk + 0.7 lexical + 0.2 reading (session 6 default)": {
+            "question without kana": 1, "answer": 0.3, "chunk": 0.3, "lexical": 0.7, "reading": 0.2},
+        "z: question + 0.3 answer + 0.3 chunk + 0.7 lexical + 0.2 reading": {
             "question": 1, "answer": 0.3, "chunk": 0.3, "lexical": 0.7, "reading": 0.2},
+        "z: question + 0.3 answer + 0.3 chunk + 0.5 lexical + 0.2 reading": {
+            "question": 1, "answer": 0.3, "chunk": 0.3, "lexical": 0.5, "reading": 0.2},
     }
+    if faq_index.base is not None:
+        recipes["z: ... + 0.3 base question + 0.3 base chunk (default)"] = {
+            "question": 1, "answer": 0.3, "chunk": 0.3, "lexical": 0.5, "reading": 0.2,
+            "base question": 0.3, "base chunk": 0.3}
+        recipes["z: default with base question and chunk at 1.0 / 0.3"] = {
+            "question": 1, "answer": 0.3, "chunk": 0.3, "lexical": 0.5, "reading": 0.2,
+            "base question": 1.0, "base chunk": 0.3}
     for name, weights in recipes.items():
         variants[name] = sum(w * z[k] for k, w in weights.items())
     ranks = {k: rank_positions(v) for k, v in signals.items()}
@@ -160,7 +168,7 @@ def main() -> None:
     )
     for name, sim in variants.items():
         m = score(sim, ids, qids, qrels)
-        print(f"{name:75s} ndcg@10 {m['ndcg@10']:.4f}  hit@1 {m['hit@1']:.4f}  recall@10 {m['recall@10']:.4f}")
+        print(f"{name:90s} ndcg@10 {m['ndcg@10']:.4f}  hit@1 {m['hit@1']:.4f}  recall@10 {m['recall@10']:.4f}")
 
 
 if __name__ == "__main__":
