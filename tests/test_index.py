@@ -14,6 +14,7 @@ from bot.embed.sentence_transformer import SentenceTransformerEmbedder
 from bot.engine import ensure_index, load_engine
 from bot.errors import IndexMismatchError, IndexMissingError
 from bot.index import (
+    BASE_INDEX_FILE,
     CHUNK_CHARS,
     MANIFEST_FILE,
     MODEL_FOLDER,
@@ -147,3 +148,11 @@ def test_index_with_other_adaptation_settings_is_refused(settings: Settings, cor
     assert unadapted.adaptation is None
     with pytest.raises(IndexMismatchError, match="adaptation"):
         load_index(settings.index_dir, expected_manifest(corpus, embedder, None), embedder)
+
+
+def test_adapted_index_without_its_base_vectors_is_refused(tmp_path: Path, settings: Settings, corpus: Corpus, embedder: Embedder, engine) -> None:  # type: ignore[no-untyped-def]
+    copy = tmp_path / "faq"
+    shutil.copytree(settings.index_dir, copy)
+    (copy / BASE_INDEX_FILE).unlink()
+    with pytest.raises(IndexMismatchError, match="damaged.*python -m bot build"):
+        load_index(copy, expected_manifest(corpus, embedder, settings.adaptation), embedder)
