@@ -22,7 +22,7 @@ from bot.corpus import Contacts, Corpus, Entry
 from bot.embed.base import Embedder
 from bot.engine import ensure_index, fusion_weights
 from bot.errors import FaqbotError
-from bot.index import build_index, expected_manifest, load_index
+from bot.index import FaqIndex, build_index, expected_manifest, load_index
 from bot.metrics import Qrels, evaluate
 from bot.retrieve import Retriever
 from bot.text import TextProcessor
@@ -101,33 +101,45 @@ def select_ids(queries: Mapping[str, str], which: str) -> dict[str, str]:
         raise BenchmarkError("--ids odd/even needs numeric query ids") from None
 
 
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def benchmark_index(
+    settings: Settings,
+    embedder: Embedder,
+    corpus: Corpus,
+    text: TextProcessor,
+    index_dir: Path | None = None,
+    progress: Callable[[str], None] = _to_stderr,
+) -> FaqIndex:
+    """A throw-away index for the benchmark corpus, or, with `index_dir`, one kept there
+    and reused by later runs while corpus, model and settings match: adapting to a large
+    corpus takes tens of minutes, and the odd and even query halves rank against the same index."""
+    adaptation = settings.adaptation
+    n = len(corpus.entries)
+    building = f"adapting the model to {n} entries and embedding them …" if adaptation else f"embedding {n} entries …"
+    if index_dir is None:
+        progress(building)
+        return build_index(corpus, embedder, text, adaptation)
+    progress(f"{building} (unless {index_dir} holds a matching index)")
+    if not ensure_index(settings.model_copy(update={"index_dir": index_dir}), corpus, embedder, text):
+        progress(f"reusing the index at {index_dir}")
+    return load_index(index_dir, expected_manifest(corpus, embedder, adaptation), embedder)
+
+
 def run_benchmark(
     settings: Settings,
     embedder: Embedder,
     corpus: Corpus,
     queries: Mapping[str, str],
     qrels: Qrels,
-    progress: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True),
+    progress: Callable[[str], None] = _to_stderr,
     index_dir: Path | None = None,
 ) -> dict[str, float]:
-    """Rank every query and return the metrics plus the median query latency.
-
-    With `index_dir`, the benchmark's index is kept there and reused by later runs while
-    corpus, model and settings match: adapting to a large corpus takes tens of minutes,
-    and the odd and even query halves rank against the same index.
-    """
+    """Rank every query and return the metrics plus the median query latency."""
     text = TextProcessor(corpus.synonyms)
-    adaptation = settings.adaptation
-    n = len(corpus.entries)
-    building = f"adapting the model to {n} entries and embedding them …" if adaptation else f"embedding {n} entries …"
-    if index_dir is None:
-        progress(building)
-        faq_index = build_index(corpus, embedder, text, adaptation)
-    else:
-        progress(f"{building} (unless {index_dir} holds a matching index)")
-        if not ensure_index(settings.model_copy(update={"index_dir": index_dir}), corpus, embedder, text):
-            progress(f"reusing the index at {index_dir}")
-        faq_index = load_index(index_dir, expected_manifest(corpus, embedder, adaptation), embedder)
+    faq_index = benchmark_index(settings, embedder, corpus, text, index_dir, progress)
     retriever = Retriever(corpus, faq_index, text, fusion_weights(settings))
     run: dict[str, list[str]] = {}
     latencies = []

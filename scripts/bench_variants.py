@@ -21,11 +21,11 @@ import bm25s
 import faiss
 import numpy as np
 
-from bot.benchmark import load_benchmark, select_ids
+from bot.benchmark import benchmark_index, load_benchmark, select_ids
 from bot.config import Settings
 from bot.embed.base import Embedder
-from bot.engine import ensure_index, load_embedder
-from bot.index import ASKED_KINDS, expected_manifest, load_index
+from bot.engine import load_embedder
+from bot.index import ASKED_KINDS
 from bot.metrics import evaluate
 from bot.text import TextProcessor
 
@@ -109,9 +109,7 @@ def main() -> None:
     qids = list(queries)
     ids = [e.id for e in corpus.entries]
     text = TextProcessor()
-    embedder = load_embedder(settings)
-    ensure_index(settings.model_copy(update={"index_dir": args.index_dir}), corpus, embedder, text)
-    faq_index = load_index(args.index_dir, expected_manifest(corpus, embedder, settings.adaptation), embedder)
+    faq_index = benchmark_index(settings, load_embedder(settings), corpus, text, args.index_dir)
     position = {e: i for i, e in enumerate(ids)}
     owner = np.array([position[r.entry_id] for r in faq_index.rows])
     kinds = np.array([r.kind for r in faq_index.rows])
