@@ -3,6 +3,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
@@ -18,6 +19,7 @@ from bot.index import (
     CHUNK_CHARS,
     MANIFEST_FILE,
     MODEL_FOLDER,
+    Row,
     build_index,
     expected_manifest,
     load_index,
@@ -101,8 +103,7 @@ def test_default_index_carries_its_adapted_model(settings: Settings, engine) -> 
     assert (settings.index_dir / MODEL_FOLDER / "model.safetensors").is_file()
     assert engine.embedder is engine.faq_index.embedder
     # The loaded copy embeds queries exactly as the build embedded the questions.
-    question_rows = [i for i, row in enumerate(engine.faq_index.rows) if row.kind == "question"]
-    stored = engine.faq_index.index.reconstruct_n(0, engine.faq_index.index.ntotal)[question_rows]
+    stored = _question_vectors(engine.faq_index.index, engine.faq_index.rows)
     fresh = engine.embedder.embed_queries([engine.text.fold(e.question) for e in engine.corpus.entries])
     assert np.allclose(stored, fresh, atol=1e-4)
 
@@ -111,8 +112,7 @@ def test_default_index_keeps_the_base_models_vectors(engine, embedder: Embedder)
     base = engine.faq_index.base
     assert base is not None and base.embedder is embedder
     assert base.index.ntotal == engine.faq_index.index.ntotal
-    question_rows = [i for i, row in enumerate(engine.faq_index.rows) if row.kind == "question"]
-    stored = base.index.reconstruct_n(0, base.index.ntotal)[question_rows]
+    stored = _question_vectors(base.index, engine.faq_index.rows)
     questions = [engine.text.fold(e.question) for e in engine.corpus.entries]
     assert np.allclose(stored, embedder.embed_queries(questions), atol=1e-4)
     assert not np.allclose(stored, engine.embedder.embed_queries(questions), atol=1e-2), "two models, two sets of vectors"
@@ -156,3 +156,8 @@ def test_adapted_index_without_its_base_vectors_is_refused(tmp_path: Path, setti
     (copy / BASE_INDEX_FILE).unlink()
     with pytest.raises(IndexMismatchError, match="damaged.*python -m bot build"):
         load_index(copy, expected_manifest(corpus, embedder, settings.adaptation), embedder)
+
+
+def _question_vectors(index: faiss.Index, rows: list[Row]) -> np.ndarray:
+    """The stored vectors of the entries' own questions, in entry order."""
+    return index.reconstruct_n(0, index.ntotal)[[i for i, row in enumerate(rows) if row.kind == "question"]]
