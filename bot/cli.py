@@ -113,18 +113,18 @@ def serve() -> None:
 
 @app.command("eval")
 def eval_cmd(
-    split: Annotated[str, typer.Option(help="which part of corpus/eval.yaml: test, tune or all")] = "test",
+    split: Annotated[str, typer.Option(help="which part of corpus/eval.yaml: test2, test, tune or all")] = "test2",
 ) -> None:
-    """Decision metrics on the corpus evaluation set (report on 'test'; tune on 'tune').
+    """Decision metrics on the corpus evaluation set (report on 'test2'; tune on 'tune').
 
-    Example: python -m bot eval --split test
+    Example: python -m bot eval --split test2
     """
     from bot import evaluate
-    from bot.corpus import load_eval_set
+    from bot.corpus import EVAL_SPLITS, load_eval_set
     from bot.engine import load_engine
 
-    if split not in ("test", "tune", "all"):
-        raise FaqbotError(f"--split must be test, tune or all, not {split!r}")
+    if split not in (*EVAL_SPLITS, "all"):
+        raise FaqbotError(f"--split must be one of {', '.join(EVAL_SPLITS)} or all, not {split!r}")
     settings = _settings()
     engine = load_engine(settings)
     queries = [q for q in load_eval_set(settings.corpus_dir, engine.corpus) if split in ("all", q.split)]

@@ -11,7 +11,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -90,10 +90,16 @@ class Contacts(_Strict):
         return names
 
 
+# Which part of corpus/eval.yaml an item belongs to: "tune" may be used to choose
+# settings; "test" and "test2" are only reported (see the file's header).
+EvalSplit = Literal["tune", "test", "test2"]
+EVAL_SPLITS: tuple[str, ...] = get_args(EvalSplit)
+
+
 class EvalQuery(_Strict):
     query: str
     id: EntryId | None = None
-    split: Literal["tune", "test"]
+    split: EvalSplit
 
 
 @dataclass(frozen=True)

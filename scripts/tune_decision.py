@@ -5,7 +5,7 @@ retrieval settings in force (fusion weights are chosen with scripts/bench_varian
 fits a logistic model of "the top entry is the right one" on the decision features,
 and picks the answer threshold that minimizes a cost in which a wrong answer costs
 WRONG_COST missed ones. Paste the printed values into bot/config.py, then report with
-`python -m bot eval --split test`, which this script never reads.
+`python -m bot eval --split test2`, which this script never reads.
 
     .venv/bin/python scripts/tune_decision.py
 """

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from bot.cli import app
 from bot.config import Settings
 from bot.engine import Engine
+from bot.errors import FaqbotError
 
 runner = CliRunner()
 
@@ -47,10 +48,17 @@ def test_build_force_rebuilds(env: dict[str, str], tmp_path) -> None:  # type: i
 
 
 def test_eval_prints_the_metrics(env: dict[str, str]) -> None:
-    result = runner.invoke(app, ["eval", "--split", "test"], env=env)
+    result = runner.invoke(app, ["eval"], env=env)
     assert result.exit_code == 0, result.output
+    assert "split: test2" in result.stdout  # the default is the held-out set nobody has tuned on
     for label in ("in-domain top-1 accuracy", "out-of-scope routed to fallback", "latency per query: p50", "ECE"):
         assert label in result.stdout
+
+
+def test_eval_of_an_unknown_split_is_refused(env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["eval", "--split", "tset"], env=env)
+    assert isinstance(result.exception, FaqbotError)
+    assert "--split must be one of tune, test, test2 or all" in str(result.exception)
 
 
 def test_export_model_if_missing_is_a_no_op(env: dict[str, str]) -> None:
