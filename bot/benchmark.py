@@ -140,7 +140,7 @@ def run_benchmark(
     """Rank every query and return the metrics plus the median query latency."""
     text = TextProcessor(corpus.synonyms)
     faq_index = benchmark_index(settings, embedder, corpus, text, index_dir, progress)
-    retriever = Retriever(corpus, faq_index, text, fusion_weights(settings))
+    retriever = Retriever(corpus, faq_index, text, fusion_weights(settings), respell_kana=settings.respell_kana)
     run: dict[str, list[str]] = {}
     latencies = []
     for i, (qid, query) in enumerate(queries.items(), start=1):

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # The unadapted model's question and chunk similarities (used only with adaptation on).
     weight_base_question: float = 0.3
     weight_base_chunk: float = 0.3
+    respell_kana: bool = Field(
+        True, description="respell a query's hiragana with the corpus's own kanji and katakana words, by reading"
+    )
 
     # Decision (chosen on the tune split of corpus/eval.yaml by scripts/tune_decision.py).
     calibration_weights: list[float] = Field(

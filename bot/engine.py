@@ -87,7 +87,7 @@ def assemble(settings: Settings, corpus: Corpus, faq_index: FaqIndex, text: Text
     """Wire already-loaded parts together (tests use this with in-memory indexes).
     Queries are embedded by the index's own model, adapted or not."""
     text = text or TextProcessor(corpus.synonyms)
-    retriever = Retriever(corpus, faq_index, text, fusion_weights(settings))
+    retriever = Retriever(corpus, faq_index, text, fusion_weights(settings), respell_kana=settings.respell_kana)
     answerer = Answerer(retriever, Desk(corpus.contacts), calibration(settings), decision_policy(settings))
     return Engine(settings, corpus, faq_index.embedder, text, faq_index, retriever, answerer)
 

@@ -9,6 +9,9 @@ Signals, each one number per entry:
   holds an adapted one (each model gets right some queries the other misses);
 - lexical: BM25 over fugashi lemmas of the entry's question, alternates and answer;
 - reading: BM25 over bigrams of their katakana readings.
+A query whose hiragana holds words the corpus writes in kanji or katakana is also scored
+respelled (bot.text.KanaRespeller: "せみなーのしりょう" as "セミナーの資料"); each signal
+keeps each entry's best value over the two spellings.
 Each signal is standardized over the entries (z-score) before the weighted sum, so
 weights do not depend on the scale of cosines or BM25. The raw values are kept on
 the candidate for the decision step (bot.answer), which needs absolute evidence.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import bm25s
@@ -27,7 +31,7 @@ import numpy as np
 from bot.corpus import Corpus, Entry
 from bot.errors import IndexMismatchError
 from bot.index import ASKED_KINDS, REBUILD_HINT, WRITTEN_KINDS, FaqIndex, field_rows
-from bot.text import TextProcessor
+from bot.text import KanaRespeller, TextProcessor
 from bot.types import Vector
 
 
@@ -63,6 +67,11 @@ def standardize(values: np.ndarray) -> np.ndarray:
     return (values - values.mean()) / std
 
 
+def _best_of(signal_sets: Iterable[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+    """Signal by signal, each entry's best value over the query's spellings."""
+    return tuple(np.max(values, axis=0) for values in zip(*signal_sets))
+
+
 class _Bm25:
     """BM25 over pre-tokenized documents; unknown query terms score nothing."""
 
@@ -88,6 +97,8 @@ class Retriever:
         faq_index: FaqIndex,
         text: TextProcessor,
         weights: FusionWeights,
+        *,
+        respell_kana: bool = True,
     ) -> None:
         self.corpus = corpus
         self._text = text
@@ -112,6 +123,8 @@ class Retriever:
                 lemmas, grams = text.analyze(field)
                 entry_tokens[i] += lemmas
                 entry_grams[i] += grams
+        written = [field for row, field in fields if row.kind in WRITTEN_KINDS]
+        self._respeller = KanaRespeller(text.spellings(written) if respell_kana else {})
         self._lemmas = _Bm25(entry_tokens)
         self._readings = _Bm25(entry_grams)
         self._entry_sets = [set(tokens) for tokens in entry_tokens]
@@ -121,12 +134,17 @@ class Retriever:
 
     def rank(self, query: str) -> list[Candidate]:
         """All entries, best first."""
-        folded = [self._text.fold(query)]
-        question, answer, chunk = self._dense(self._index, self._embedder.embed_queries(folded)[0])
-        tokens, grams = self._text.analyze(query)
-        lexical = self._lemmas.scores(tokens)
-        reading = self._readings.scores(grams)
-        coverage = self._coverage(set(tokens))
+        folded = self._text.fold(query)
+        # The query as typed and, when its hiragana holds corpus words, respelled. Each
+        # entry keeps its best score over the spellings: the spelling as typed still counts
+        # when a respelling breaks an ordinary word ("いいんですか" -> "委員ですか").
+        spellings = list(dict.fromkeys([folded, self._respeller.respell(folded)]))
+        question, answer, chunk = _best_of(self._dense(self._index, v) for v in self._embedder.embed_queries(spellings))
+        analyzed = [self._text.analyze(s) for s in spellings]
+        lexical, reading, coverage = _best_of(
+            (self._lemmas.scores(tokens), self._readings.scores(grams), self._coverage(set(tokens)))
+            for tokens, grams in analyzed
+        )
 
         w = self._weights
         fused = (
@@ -137,8 +155,9 @@ class Retriever:
             + w.reading * standardize(reading)
         )
         if self._base is not None and (w.base_question or w.base_chunk):
-            base_vector = self._base.embedder.embed_queries(folded)[0]
-            base_question, _, base_chunk = self._dense(self._base.index, base_vector)
+            base_question, _, base_chunk = _best_of(
+                self._dense(self._base.index, v) for v in self._base.embedder.embed_queries(spellings)
+            )
             fused += w.base_question * standardize(base_question) + w.base_chunk * standardize(base_chunk)
         order = np.argsort(-fused, kind="stable")
         return [

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 
 import fugashi
@@ -21,6 +22,14 @@ _SYMBOL_POS = frozenset({"補助記号", "記号", "空白"})
 _HIRAGANA_TO_KATAKANA = {cp: cp + 0x60 for cp in range(0x3041, 0x3097)}
 _KATAKANA_TO_HIRAGANA = {cp + 0x60: cp for cp in range(0x3041, 0x3097)}
 _KANJI = re.compile(r"[\u3005\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_KATAKANA = re.compile(r"[\u30a1-\u30fa]")
+_HIRAGANA_RUN = re.compile(r"[\u3041-\u3096\u30fc]+")
+# Word classes a respelled word may start with, and those a compound may continue with.
+_RESPELL_HEAD_POS = frozenset({"名詞", "動詞", "形容詞", "形状詞"})
+_RESPELL_TAIL_POS = frozenset({"名詞", "接尾辞"})
+_RESPELL_MAX_WORDS = 3
+# Shorter readings (こと, ため, 日 as "ひ") would respell ordinary hiragana words.
+_RESPELL_MIN_KANA = 3
 _SPACE = re.compile(r"\s+")
 _SENTENCE_END = re.compile(r"(?<=[。．！？!?\n])")
 
@@ -112,6 +121,33 @@ class TextProcessor:
             for word in self._tagger(self.fold(text))
         )
 
+    def spellings(self, texts: Iterable[str]) -> dict[str, str]:
+        """Hiragana reading -> the spelling these texts use, for words and noun compounds
+        written in kanji or katakana ("せんもんか" -> "専門家", "せみなー" -> "セミナー").
+
+        Readings that the texts themselves write in hiragana somewhere ("してい" in
+        "しています", "いない") are left out: respelling them would break ordinary words.
+        """
+        counts: dict[str, Counter[str]] = defaultdict(Counter)
+        written: list[str] = []
+        for text in texts:
+            folded = self.fold(text)
+            written += _HIRAGANA_RUN.findall(folded)
+            words = [(w.surface, w.feature.pos1, w.feature.kana) for w in self._tagger(folded)]
+            for start, (_, pos, _) in enumerate(words):
+                if pos not in _RESPELL_HEAD_POS:
+                    continue
+                for end in range(start + 1, min(start + _RESPELL_MAX_WORDS, len(words)) + 1):
+                    span = words[start:end]
+                    if (end - start > 1 and span[-1][1] not in _RESPELL_TAIL_POS) or not span[-1][2]:
+                        break
+                    surface = "".join(w[0] for w in span)
+                    reading = "".join(w[2] for w in span).translate(_KATAKANA_TO_HIRAGANA)
+                    if len(reading) >= _RESPELL_MIN_KANA and (_KANJI.search(surface) or _KATAKANA.search(surface)):
+                        counts[reading][surface] += 1
+        hiragana = "|".join(written)
+        return {r: c.most_common(1)[0][0] for r, c in counts.items() if r not in hiragana}
+
     def tokens(self, text: str) -> list[str]:
         """Content-word lemmas of the folded text, for the lexical (BM25) side."""
         return self.analyze(text)[0]
@@ -123,3 +159,39 @@ class TextProcessor:
         kanji of the FAQ ("資料") where lemmas and the embedding model do not.
         """
         return self.analyze(text)[1]
+
+
+class KanaRespeller:
+    """Respells the hiragana of a query with the corpus's own words, by their reading.
+
+    Some people type whole questions in hiragana ("じぎょうしゃのたいさく",
+    "せみなーはおんらいん？"). The embedding model and the lemma index read those poorly,
+    and MeCab cannot segment them reliably; but the corpus tells which words it writes
+    in kanji or katakana, and their readings, so a longest-match over the hiragana runs
+    turns the query back into the corpus's spelling ("事業者の対策", "セミナーはオンライン？").
+    """
+
+    def __init__(self, spellings: Mapping[str, str]) -> None:
+        self._spellings = dict(spellings)
+        self._longest = max(map(len, self._spellings), default=0)
+
+    def respell(self, folded: str) -> str:
+        """The folded query with every known reading in its hiragana runs respelled."""
+        if not self._spellings:
+            return folded
+        return _HIRAGANA_RUN.sub(lambda m: self._respell_run(m.group(0)), folded)
+
+    def _respell_run(self, run: str) -> str:
+        out: list[str] = []
+        i = 0
+        while i < len(run):
+            for length in range(min(self._longest, len(run) - i), _RESPELL_MIN_KANA - 1, -1):
+                spelling = self._spellings.get(run[i : i + length])
+                if spelling is not None:
+                    out.append(spelling)
+                    i += length
+                    break
+            else:
+                out.append(run[i])
+                i += 1
+        return "".join(out)

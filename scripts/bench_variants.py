@@ -27,7 +27,7 @@ from bot.embed.base import Embedder
 from bot.engine import load_embedder
 from bot.index import ASKED_KINDS
 from bot.metrics import evaluate
-from bot.text import TextProcessor
+from bot.text import KanaRespeller, TextProcessor
 
 
 def bm25_matrix(docs: list[list[str]], queries: list[list[str]], k1: float = 1.2, b: float = 0.75) -> np.ndarray:
@@ -114,13 +114,14 @@ def main() -> None:
     owner = np.array([position[r.entry_id] for r in faq_index.rows])
     kinds = np.array([r.kind for r in faq_index.rows])
 
-    qtexts = [text.fold(queries[q]) for q in qids]
+    questions = [text.fold(e.question) for e in corpus.entries]
+    answers = [text.fold(e.answer) for e in corpus.entries]
+    respeller = KanaRespeller(text.spellings(questions + answers) if settings.respell_kana else {})
+    qtexts = [respeller.respell(text.fold(queries[q])) for q in qids]
     signals = dense_signals(faq_index.index, faq_index.embedder, qtexts, owner, kinds, len(ids))
     if faq_index.base is not None:
         base = dense_signals(faq_index.base.index, faq_index.base.embedder, qtexts, owner, kinds, len(ids))
         signals |= {f"base {k}": v for k, v in base.items()}
-    questions = [text.fold(e.question) for e in corpus.entries]
-    answers = [text.fold(e.answer) for e in corpus.entries]
     tq = [text.tokens(q) for q in qtexts]
     signals |= {
         "lexical": bm25_matrix([text.tokens(f"{q} {a}") for q, a in zip(questions, answers)], tq),

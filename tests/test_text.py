@@ -1,4 +1,4 @@
-from bot.text import TextProcessor, normalize, split_passage, to_katakana
+from bot.text import KanaRespeller, TextProcessor, normalize, split_passage, to_katakana
 
 
 def test_normalize_folds_width_case_and_spaces() -> None:
@@ -44,3 +44,26 @@ def test_kana_spelling_spells_only_kanji_words_in_hiragana() -> None:
     assert text.kana_spelling("専門家はどのように決まりますか？") == "せんもんかはどのようにきまりますか?"
     assert text.kana_spelling("カスタマーハラスメントの資料 Zoom 5回") == "カスハラのしりょう zoom 5かい"
     assert text.kana_spelling("せみなーはいつ") == "せみなーはいつ"
+
+
+def test_spellings_map_readings_to_the_corpus_words_and_compounds() -> None:
+    spellings = TextProcessor().spellings(["派遣される専門家はどのように決まりますか。", "セミナーはオンラインで開催します。"])
+    assert spellings["せんもんか"] == "専門家"  # noun + suffix, one compound
+    assert spellings["はけん"] == "派遣"
+    assert spellings["せみなー"] == "セミナー" and spellings["おんらいん"] == "オンライン"
+    assert all(len(reading) >= 3 for reading in spellings)
+
+
+def test_readings_the_corpus_writes_in_hiragana_are_not_respelled() -> None:
+    # "してい" is the reading of 指定, but a corpus that writes "しています" keeps it.
+    text = TextProcessor()
+    assert text.spellings(["指定の用紙で申し込みます。"])["してい"] == "指定"
+    spellings = text.spellings(["指定の用紙で申し込みます。", "受付をしています。"])
+    assert "してい" not in spellings and spellings["もうしこみ"] == "申し込み"
+
+
+def test_respeller_takes_the_longest_known_reading() -> None:
+    respeller = KanaRespeller({"せんもん": "専門", "せんもんか": "専門家", "せみなー": "セミナー"})
+    assert respeller.respell("せんもんかはいつせみなーをしますか") == "専門家はいつセミナーをしますか"
+    assert respeller.respell("専門家 zoom") == "専門家 zoom"
+    assert KanaRespeller({}).respell("せんもんか") == "せんもんか"
