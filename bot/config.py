@@ -64,14 +64,14 @@ class Settings(BaseSettings):
 
     # Decision (chosen on the tune split of corpus/eval.yaml by scripts/tune_decision.py).
     calibration_weights: list[float] = Field(
-        [0.522, 0.41, 11.044, 2.712, 0.128],
+        [0.418, 0.336, 9.824, 4.099, 0.145],
         min_length=5,
         max_length=5,
         description="logistic weights of: fused score, margin, question similarity, coverage, reading BM25",
     )
-    calibration_bias: float = -14.537
-    answer_threshold: float = Field(0.78, ge=0.0, le=1.0)
-    suggest_threshold: float = Field(0.26, ge=0.0, le=1.0)
+    calibration_bias: float = -13.816
+    answer_threshold: float = Field(0.74, ge=0.0, le=1.0)
+    suggest_threshold: float = Field(0.25, ge=0.0, le=1.0)
     max_suggestions: int = Field(3, ge=0, le=10)
 
     # Storage: feedback and query log (any SQLAlchemy URL; SQLite file by default).
