@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from bot.engine import Engine, assemble
 from bot.retrieve import standardize
@@ -39,17 +40,20 @@ def test_out_of_scope_words_lower_coverage(engine: Engine) -> None:
     assert inside.coverage > outside.coverage
 
 
-def test_queries_typed_in_hiragana_are_also_ranked_respelled(engine: Engine) -> None:
+@pytest.fixture(scope="module")
+def plain(engine: Engine) -> Engine:
+    """The same index and corpus, with queries ranked only as typed."""
+    return assemble(engine.settings.model_copy(update={"respell_kana": False}), engine.corpus, engine.faq_index)
+
+
+def test_queries_typed_in_hiragana_are_also_ranked_respelled(engine: Engine, plain: Engine) -> None:
     query = "せみなーはどこでやりますか"
-    plain = assemble(engine.settings.model_copy(update={"respell_kana": False}), engine.corpus, engine.faq_index)
     respelled = engine.retriever.rank(query)
     assert respelled[0].entry.id == "seminar-format"
     as_typed = next(c for c in plain.retriever.rank(query) if c.entry.id == "seminar-format")
     assert respelled[0].question > as_typed.question
 
 
-
-def test_queries_without_corpus_readings_in_their_hiragana_rank_as_before(engine: Engine) -> None:
+def test_queries_without_corpus_readings_in_their_hiragana_rank_as_before(engine: Engine, plain: Engine) -> None:
     query = "セミナーの資料はもらえますか"
-    plain = assemble(engine.settings.model_copy(update={"respell_kana": False}), engine.corpus, engine.faq_index)
     assert engine.retriever.rank(query) == plain.retriever.rank(query)
