@@ -145,8 +145,8 @@ class TextProcessor:
                     reading = "".join(w[2] for w in span).translate(_KATAKANA_TO_HIRAGANA)
                     if len(reading) >= _RESPELL_MIN_KANA and (_KANJI.search(surface) or _KATAKANA.search(surface)):
                         counts[reading][surface] += 1
-        hiragana = "|".join(written)
-        return {r: c.most_common(1)[0][0] for r, c in counts.items() if r not in hiragana}
+        in_hiragana = _occurring_in(counts.keys(), written)
+        return {r: c.most_common(1)[0][0] for r, c in counts.items() if r not in in_hiragana}
 
     def tokens(self, text: str) -> list[str]:
         """Content-word lemmas of the folded text, for the lexical (BM25) side."""
@@ -159,6 +159,19 @@ class TextProcessor:
         kanji of the FAQ ("資料") where lemmas and the embedding model do not.
         """
         return self.analyze(text)[1]
+
+
+def _occurring_in(readings: Iterable[str], runs: Iterable[str]) -> set[str]:
+    """The readings that occur inside any of the runs; pieces of the runs are indexed by
+    their first characters, as testing each reading against all the text took seconds
+    on a corpus of two thousand entries."""
+    readings = set(readings)
+    longest = max(map(len, readings), default=0)
+    pieces: dict[str, list[str]] = defaultdict(list)
+    for run in runs:
+        for i in range(len(run) - _RESPELL_MIN_KANA + 1):
+            pieces[run[i : i + _RESPELL_MIN_KANA]].append(run[i : i + longest])
+    return {r for r in readings if any(p.startswith(r) for p in pieces.get(r[:_RESPELL_MIN_KANA], ()))}
 
 
 class KanaRespeller:

@@ -116,23 +116,28 @@ def main() -> None:
 
     questions = [text.fold(e.question) for e in corpus.entries]
     answers = [text.fold(e.answer) for e in corpus.entries]
-    respeller = KanaRespeller(text.spellings(questions + answers) if settings.respell_kana else {})
-    qtexts = [respeller.respell(text.fold(queries[q])) for q in qids]
-    signals = dense_signals(faq_index.index, faq_index.embedder, qtexts, owner, kinds, len(ids))
-    if faq_index.base is not None:
-        base = dense_signals(faq_index.base.index, faq_index.base.embedder, qtexts, owner, kinds, len(ids))
-        signals |= {f"base {k}": v for k, v in base.items()}
-    tq = [text.tokens(q) for q in qtexts]
-    signals |= {
-        "lexical": bm25_matrix([text.tokens(f"{q} {a}") for q, a in zip(questions, answers)], tq),
-        "reading": bm25_matrix(
-            [text.reading_grams(q) + text.reading_grams(a) for q, a in zip(questions, answers)],
-            [text.reading_grams(q) for q in qtexts],
-        ),
-        "char 2-gram": bm25_matrix(
-            [char_ngrams(f"{q} {a}") for q, a in zip(questions, answers)], [char_ngrams(q) for q in qtexts]
-        ),
-    }
+    lexical_docs = [text.tokens(f"{q} {a}") for q, a in zip(questions, answers)]
+    reading_docs = [text.reading_grams(q) + text.reading_grams(a) for q, a in zip(questions, answers)]
+    char_docs = [char_ngrams(f"{q} {a}") for q, a in zip(questions, answers)]
+
+    def query_signals(qtexts: list[str]) -> dict[str, np.ndarray]:
+        signals = dense_signals(faq_index.index, faq_index.embedder, qtexts, owner, kinds, len(ids))
+        if faq_index.base is not None:
+            base = dense_signals(faq_index.base.index, faq_index.base.embedder, qtexts, owner, kinds, len(ids))
+            signals |= {f"base {k}": v for k, v in base.items()}
+        return signals | {
+            "lexical": bm25_matrix(lexical_docs, [text.tokens(q) for q in qtexts]),
+            "reading": bm25_matrix(reading_docs, [text.reading_grams(q) for q in qtexts]),
+            "char 2-gram": bm25_matrix(char_docs, [char_ngrams(q) for q in qtexts]),
+        }
+
+    typed = [text.fold(queries[q]) for q in qids]
+    signals = query_signals(typed)
+    if settings.respell_kana:
+        # As the service does: each entry keeps its best score over the typed and respelled query.
+        respeller = KanaRespeller(text.spellings(questions + answers))
+        respelled = query_signals([respeller.respell(q) for q in typed])
+        signals = {k: np.maximum(v, respelled[k]) for k, v in signals.items()}
     z = {k: zscore(v) for k, v in signals.items()}
     variants: dict[str, np.ndarray] = {f"{k} alone": v for k, v in signals.items()}
     variants["raw sum: question + 0.3 answer + 0.1 lexical/max"] = (
