@@ -177,11 +177,11 @@ def _occurring_in(readings: Iterable[str], runs: Iterable[str]) -> set[str]:
 class KanaRespeller:
     """Respells the hiragana of a query with the corpus's own words, by their reading.
 
-    Some people type whole questions in hiragana ("じぎょうしゃのたいさく",
-    "せみなーはおんらいん？"). The embedding model and the lemma index read those poorly,
+    Some people type whole questions in hiragana ("はけんのにちじのきめかた",
+    "せみなーはどこでやりますか"). The embedding model and the lemma index read those poorly,
     and MeCab cannot segment them reliably; but the corpus tells which words it writes
     in kanji or katakana, and their readings, so a longest-match over the hiragana runs
-    turns the query back into the corpus's spelling ("事業者の対策", "セミナーはオンライン？").
+    turns the query back into the corpus's spelling ("派遣の日時の決め方", "セミナーはどこでやりますか").
     """
 
     def __init__(self, spellings: Mapping[str, str]) -> None:
