@@ -20,11 +20,10 @@ from pathlib import Path
 from bot.config import Settings
 from bot.corpus import Contacts, Corpus, Entry
 from bot.embed.base import Embedder
-from bot.engine import ensure_index, fusion_weights
+from bot.engine import build_retriever, ensure_index
 from bot.errors import FaqbotError
 from bot.index import FaqIndex, build_index, expected_manifest, load_index
 from bot.metrics import Qrels, evaluate
-from bot.retrieve import Retriever
 from bot.text import TextProcessor
 
 BENCHMARK_CATEGORY = "benchmark"
@@ -140,7 +139,7 @@ def run_benchmark(
     """Rank every query and return the metrics plus the median query latency."""
     text = TextProcessor(corpus.synonyms)
     faq_index = benchmark_index(settings, embedder, corpus, text, index_dir, progress)
-    retriever = Retriever(corpus, faq_index, text, fusion_weights(settings), respell_kana=settings.respell_kana)
+    retriever = build_retriever(settings, corpus, faq_index, text)
     run: dict[str, list[str]] = {}
     latencies = []
     for i, (qid, query) in enumerate(queries.items(), start=1):

@@ -61,6 +61,11 @@ def fusion_weights(settings: Settings) -> FusionWeights:
     )
 
 
+def build_retriever(settings: Settings, corpus: Corpus, faq_index: FaqIndex, text: TextProcessor) -> Retriever:
+    """The retriever with the ranking settings in force, as the service and the benchmark use it."""
+    return Retriever(corpus, faq_index, text, fusion_weights(settings), respell_kana=settings.respell_kana)
+
+
 def calibration(settings: Settings) -> Calibration:
     w = settings.calibration_weights
     return Calibration(weights=(w[0], w[1], w[2], w[3], w[4]), bias=settings.calibration_bias)
@@ -87,7 +92,7 @@ def assemble(settings: Settings, corpus: Corpus, faq_index: FaqIndex, text: Text
     """Wire already-loaded parts together (tests use this with in-memory indexes).
     Queries are embedded by the index's own model, adapted or not."""
     text = text or TextProcessor(corpus.synonyms)
-    retriever = Retriever(corpus, faq_index, text, fusion_weights(settings), respell_kana=settings.respell_kana)
+    retriever = build_retriever(settings, corpus, faq_index, text)
     answerer = Answerer(retriever, Desk(corpus.contacts), calibration(settings), decision_policy(settings))
     return Engine(settings, corpus, faq_index.embedder, text, faq_index, retriever, answerer)
 
