@@ -118,12 +118,13 @@ class Retriever:
 
         entry_tokens: list[list[str]] = [[] for _ in corpus.entries]
         entry_grams: list[list[str]] = [[] for _ in corpus.entries]
+        written: list[str] = []
         for (row, field), i in zip(fields, self._row_entry):
             if row.kind in WRITTEN_KINDS:
                 lemmas, grams = text.analyze(field)
                 entry_tokens[i] += lemmas
                 entry_grams[i] += grams
-        written = [field for row, field in fields if row.kind in WRITTEN_KINDS]
+                written.append(field)
         self._respeller = KanaRespeller(text.spellings(written) if respell_kana else {})
         self._lemmas = _Bm25(entry_tokens)
         self._readings = _Bm25(entry_grams)
