@@ -65,7 +65,7 @@ def load_benchmark(corpus_path: Path, queries_path: Path, qrels_path: Path) -> t
     for doc_id, value in raw_corpus.items():
         question, answer = _split_entry(doc_id, value, corpus_path)
         entries.append(Entry.model_construct(id=doc_id, category=BENCHMARK_CATEGORY, question=question, answer=answer, alternates=()))
-    queries = {str(k): v for k, v in _read_json(queries_path, "queries").items() if isinstance(v, str) and v.strip()}
+    queries = load_queries(queries_path)
     qrels: dict[str, dict[str, int]] = {}
     for qid, grades in _read_json(qrels_path, "qrels").items():
         if not isinstance(grades, dict):
@@ -79,6 +79,11 @@ def load_benchmark(corpus_path: Path, queries_path: Path, qrels_path: Path) -> t
         content_hash=_entries_hash(entries),
     )
     return corpus, queries, qrels
+
+
+def load_queries(path: Path) -> dict[str, str]:
+    """queries.json: id -> query; blank or non-text queries are left out."""
+    return {str(k): v for k, v in _read_json(path, "queries").items() if isinstance(v, str) and v.strip()}
 
 
 def _entries_hash(entries: list[Entry]) -> str:

@@ -11,14 +11,32 @@ import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from bot.answer import Answerer, Reply
-from bot.corpus import EvalQuery
+
+
+class Labelled(Protocol):
+    """A query and the entry that should answer it (None: out of scope)."""
+
+    @property
+    def query(self) -> str: ...
+
+    @property
+    def id(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class OutOfScope:
+    """A query from outside the FAQ's subject, such as another FAQ's queries.json."""
+
+    query: str
+    id: None = None
 
 
 @dataclass(frozen=True)
 class Outcome:
-    query: EvalQuery
+    query: Labelled
     reply: Reply
     top_id: str
     latency_ms: float
@@ -48,13 +66,17 @@ class Report:
     confusions: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        out = [
-            f"split: {self.split}  ({self.in_domain} in-domain, {self.out_of_scope} out-of-scope queries)",
-            f"in-domain top-1 accuracy (ranking):     {self.top1:.1%}",
-            f"in-domain answered with right entry:    {self.answered_correct:.1%}",
-            f"in-domain answered with WRONG entry:    {self.answered_wrong:.1%}",
-            f"in-domain not answered (suggest/route): {self.not_answered:.1%}",
-            f"out-of-scope routed to fallback:        {self.oos_fallback:.1%}",
+        out = [f"split: {self.split}  ({self.in_domain} in-domain, {self.out_of_scope} out-of-scope queries)"]
+        if self.in_domain:
+            out += [
+                f"in-domain top-1 accuracy (ranking):     {self.top1:.1%}",
+                f"in-domain answered with right entry:    {self.answered_correct:.1%}",
+                f"in-domain answered with WRONG entry:    {self.answered_wrong:.1%}",
+                f"in-domain not answered (suggest/route): {self.not_answered:.1%}",
+            ]
+        if self.out_of_scope:
+            out.append(f"out-of-scope routed to fallback:        {self.oos_fallback:.1%}")
+        out += [
             f"expected calibration error (ECE):       {self.ece:.3f}",
             f"latency per query: p50 {self.latency_p50_ms:.1f} ms, p95 {self.latency_p95_ms:.1f} ms",
             "reliability (confidence bin: n, mean confidence, share correct):",
@@ -65,7 +87,7 @@ class Report:
         return out
 
 
-def run(answerer: Answerer, queries: Sequence[EvalQuery]) -> list[Outcome]:
+def run(answerer: Answerer, queries: Sequence[Labelled]) -> list[Outcome]:
     outcomes = []
     for q in queries:
         start = time.perf_counter()

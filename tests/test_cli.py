@@ -61,6 +61,26 @@ def test_eval_of_an_unknown_split_is_refused(env: dict[str, str]) -> None:
     assert "--split must be one of tune, test, test2 or all" in str(result.exception)
 
 
+def test_eval_reports_routing_on_another_faqs_queries(env: dict[str, str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    queries = tmp_path / "queries.json"
+    queries.write_text(
+        json.dumps({"1": "明日の東京の天気は？", "2": "粗大ごみの出し方", "3": "「カスタマーハラスメント」の定義を教えてください。"}),
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["eval", "--split", "tune", "--oos-queries", str(queries), "--ids", "odd"], env=env)
+    assert result.exit_code == 0, result.output
+    external = result.stdout.split("split: queries.json (odd ids)")[1]
+    assert "(0 in-domain, 2 out-of-scope queries)" in external and "in-domain top-1" not in external
+    # The FAQ's own question is answered, so only the weather query counts as routed.
+    assert "out-of-scope routed to fallback:        50.0%" in external
+    assert "expected fallback, got general-definition" in external
+
+
+def test_eval_of_a_missing_queries_file_is_refused(env: dict[str, str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = runner.invoke(app, ["eval", "--oos-queries", str(tmp_path / "nope.json")], env=env)
+    assert isinstance(result.exception, FaqbotError) and "queries file not found" in str(result.exception)
+
+
 def test_export_model_if_missing_is_a_no_op(env: dict[str, str]) -> None:
     result = runner.invoke(app, ["export-model", "--if-missing"], env=env)
     assert result.exit_code == 0 and "already exported" in result.stdout
