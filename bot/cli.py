@@ -113,18 +113,18 @@ def serve() -> None:
 
 @app.command("eval")
 def eval_cmd(
-    split: Annotated[str, typer.Option(help="which part of corpus/eval.yaml: test2, test, tune or all")] = "test2",
+    split: Annotated[str, typer.Option(help="which part of corpus/eval.yaml: test3, test2, test, tune or all")] = "test3",
     oos_queries: Annotated[
         Path | None,
         typer.Option(help="also report on this queries.json (id -> query), every query out of scope"),
     ] = None,
     ids: Annotated[str, typer.Option(help="which --oos-queries by numeric id: all, odd or even")] = "all",
 ) -> None:
-    """Decision metrics on the corpus evaluation set (report on 'test2'; tune on 'tune').
+    """Decision metrics on the corpus evaluation set (report on 'test3'; tune on 'tune').
 
     --oos-queries checks routing on questions written by others about other subjects,
     such as LocalgovFAQ's queries.json (--ids even: the odd ones may be used for tuning).
-    Example: python -m bot eval --split test2
+    Example: python -m bot eval --split test3
     """
     from bot import evaluate
     from bot.benchmark import load_queries, select_ids
