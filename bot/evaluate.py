@@ -58,6 +58,7 @@ class Report:
     answered_correct: float = 0.0
     answered_wrong: float = 0.0
     not_answered: float = 0.0
+    right_offered: float = 0.0
     oos_fallback: float = 0.0
     ece: float = 0.0
     latency_p50_ms: float = 0.0
@@ -73,6 +74,7 @@ class Report:
                 f"in-domain answered with right entry:    {self.answered_correct:.1%}",
                 f"in-domain answered with WRONG entry:    {self.answered_wrong:.1%}",
                 f"in-domain not answered (suggest/route): {self.not_answered:.1%}",
+                f"in-domain right entry answered or suggested: {self.right_offered:.1%}",
             ]
         if self.out_of_scope:
             out.append(f"out-of-scope routed to fallback:        {self.oos_fallback:.1%}")
@@ -107,6 +109,7 @@ def report(outcomes: Sequence[Outcome], split: str, bins: int = 5) -> Report:
         r.answered_correct = sum(o.correct for o in ind) / len(ind)
         r.answered_wrong = sum(o.reply.answered and not o.correct for o in ind) / len(ind)
         r.not_answered = sum(not o.reply.answered for o in ind) / len(ind)
+        r.right_offered = sum(o.correct or o.query.id in {s.id for s in o.reply.suggestions} for o in ind) / len(ind)
     if oos:
         r.oos_fallback = sum(o.correct for o in oos) / len(oos)
     latencies = sorted(o.latency_ms for o in outcomes)
