@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.answer import FaqRef, Reply, Suggestion
-from bot.evaluate import OutOfScope, Outcome, report
+from bot.evaluate import Outcome, OutOfScope, report
 
 
 def _reply(answered_id: str | None, suggested: tuple[str, ...] = (), confidence: float = 0.9) -> Reply:
