@@ -113,17 +113,21 @@ def serve() -> None:
 
 @app.command("eval")
 def eval_cmd(
-    split: Annotated[str, typer.Option(help="which part of corpus/eval.yaml: test3, test2, test, tune or all")] = "test3",
+    split: Annotated[
+        str | None,
+        typer.Option(help="which part of corpus/eval.yaml: test3, test2, test, tune or all (default test3, none with --oos-queries)"),
+    ] = None,
     oos_queries: Annotated[
         Path | None,
-        typer.Option(help="also report on this queries.json (id -> query), every query out of scope"),
+        typer.Option(help="report on this queries.json (id -> query), every query out of scope"),
     ] = None,
     ids: Annotated[str, typer.Option(help="which --oos-queries by numeric id: all, odd or even")] = "all",
 ) -> None:
     """Decision metrics on the corpus evaluation set (report on 'test3'; tune on 'tune').
 
     --oos-queries checks routing on questions written by others about other subjects,
-    such as LocalgovFAQ's queries.json (--ids even: the odd ones may be used for tuning).
+    such as LocalgovFAQ's queries.json (--ids even: the odd ones may be used for tuning);
+    add --split to report on corpus/eval.yaml as well.
     Example: python -m bot eval --split test3
     """
     from bot import evaluate
@@ -131,13 +135,17 @@ def eval_cmd(
     from bot.corpus import EVAL_SPLITS, load_eval_set
     from bot.engine import load_engine
 
-    if split not in (*EVAL_SPLITS, "all"):
+    if split is None and not oos_queries:
+        split = "test3"
+    if split is not None and split not in (*EVAL_SPLITS, "all"):
         raise FaqbotError(f"--split must be one of {', '.join(EVAL_SPLITS)} or all, not {split!r}")
     external = select_ids(load_queries(oos_queries) if oos_queries else {}, ids)
     settings = _settings()
     engine = load_engine(settings)
-    queries = [q for q in load_eval_set(settings.corpus_dir, engine.corpus) if split in ("all", q.split)]
-    reports = [evaluate.report(evaluate.run(engine.answerer, queries), split)]
+    reports = []
+    if split is not None:
+        queries = [q for q in load_eval_set(settings.corpus_dir, engine.corpus) if split in ("all", q.split)]
+        reports.append(evaluate.report(evaluate.run(engine.answerer, queries), split))
     if oos_queries:
         outside = [evaluate.OutOfScope(q) for q in external.values()]
         reports.append(evaluate.report(evaluate.run(engine.answerer, outside), f"{oos_queries.name} ({ids} ids)"))

@@ -67,8 +67,9 @@ def test_eval_reports_routing_on_another_faqs_queries(env: dict[str, str], tmp_p
         json.dumps({"1": "明日の東京の天気は？", "2": "粗大ごみの出し方", "3": "「カスタマーハラスメント」の定義を教えてください。"}),
         encoding="utf-8",
     )
-    result = runner.invoke(app, ["eval", "--split", "tune", "--oos-queries", str(queries), "--ids", "odd"], env=env)
+    result = runner.invoke(app, ["eval", "--oos-queries", str(queries), "--ids", "odd"], env=env)
     assert result.exit_code == 0, result.output
+    assert result.stdout.count("split:") == 1  # only that file, unless --split asks for eval.yaml too
     external = result.stdout.split("split: queries.json (odd ids)")[1]
     assert "(0 in-domain, 2 out-of-scope queries)" in external and "in-domain top-1" not in external
     # The FAQ's own question is answered, so only the weather query counts as routed.
