@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     suggest_threshold: float = Field(0.28, ge=0.0, le=1.0)
     max_suggestions: int = Field(3, ge=0, le=10)
 
-    # Storage: feedback and query log (any SQLAlchemy URL; SQLite file by default).
+    # Storage: feedback, in SQLite (sqlite:///relative or sqlite:////absolute path).
     database_url: str = "sqlite:///var/faqbot.sqlite3"
 
     # Channels. A channel whose secrets are unset stays off.
