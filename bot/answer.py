@@ -1,8 +1,9 @@
 """Turn ranked candidates into a decision: answered, ambiguous or fallback.
 
 The confidence is a logistic model over retrieval features, fitted on the tune split
-of corpus/eval.yaml (scripts/tune_decision.py) so that it reads as the probability
-that the top entry is the right answer. Below the answer threshold the bot does not
+of corpus/eval.yaml and other subjects' questions as out-of-scope examples
+(scripts/tune_decision.py) so that it reads as the probability that the top entry is
+the right answer. Below the answer threshold the bot does not
 guess: it offers suggestions when some are plausible, and always gives the route to
 the desk.
 """
