@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.answer import FaqRef, Reply, Suggestion
+from bot.corpus import EvalQuery
 from bot.evaluate import Outcome, OutOfScope, report
 
 
@@ -19,13 +20,9 @@ def _reply(answered_id: str | None, suggested: tuple[str, ...] = (), confidence:
     )
 
 
-class _Labelled:
-    def __init__(self, query: str, id: str | None) -> None:
-        self.query, self.id = query, id
-
-
 def _outcome(want: str | None, reply: Reply, top: str) -> Outcome:
-    return Outcome(_Labelled("q", want), reply, top, 1.0)
+    query = EvalQuery(query="q", id=want, split="test") if want else OutOfScope("q")
+    return Outcome(query, reply, top, 1.0)
 
 
 def test_report_counts_each_kind_of_outcome() -> None:
