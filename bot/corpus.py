@@ -91,8 +91,8 @@ class Contacts(_Strict):
 
 
 # Which part of corpus/eval.yaml an item belongs to: "tune" may be used to choose
-# settings; "test", "test2" and "test3" are only reported (see the file's header).
-EvalSplit = Literal["tune", "test", "test2", "test3"]
+# settings; "test", "test2", "test3" and "test4" are only reported (see the file's header).
+EvalSplit = Literal["tune", "test", "test2", "test3", "test4"]
 EVAL_SPLITS: tuple[str, ...] = get_args(EvalSplit)
 
 
