@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     adapt_learning_rate: float = Field(5e-5, gt=0.0, le=1e-3)
     adapt_batch_size: int = Field(32, ge=2, le=512)
     adapt_max_tokens: int = Field(128, ge=16, le=512)
+    adapt_sibling_weight: float = Field(
+        1.0, ge=0.0, le=10.0, description="weight of pulling an entry's questions and alternates together (tune split)"
+    )
 
     # Serving.
     host: str = "127.0.0.1"
@@ -93,7 +96,13 @@ class Settings(BaseSettings):
     def adaptation(self) -> AdaptOptions | None:
         if self.adapt_epochs == 0:
             return None
-        return AdaptOptions(self.adapt_epochs, self.adapt_learning_rate, self.adapt_batch_size, self.adapt_max_tokens)
+        return AdaptOptions(
+            self.adapt_epochs,
+            self.adapt_learning_rate,
+            self.adapt_batch_size,
+            self.adapt_max_tokens,
+            sibling_weight=self.adapt_sibling_weight,
+        )
 
     @property
     def line_enabled(self) -> bool:

@@ -7,6 +7,12 @@ fine-tune on those pairs (in-batch negatives, as e5 itself was trained) pulls ea
 asked text toward its answer and away from other entries' answers. No user query and
 no outside data is used, so the same step runs on any FAQ, including benchmark ones.
 
+Where an entry has alternates, each asked text is also pulled toward another asked
+text of its entry and away from other entries' ones. The strongest ranking and
+confidence signal compares a query with questions and alternates, all embedded as
+queries; this trains that comparison directly, so a new wording of an entry lands
+near its known wordings rather than only near its answer.
+
 Word embeddings stay frozen: they hold most of the parameters, training them is slow
 on a CPU, and a few hundred pairs would only overfit the rare tokens they touch.
 """
@@ -37,6 +43,7 @@ class AdaptOptions:
     learning_rate: float
     batch_size: int
     max_tokens: int
+    sibling_weight: float = 0.0
     seed: int = 0
 
     def as_manifest(self) -> dict[str, object]:
@@ -72,6 +79,8 @@ def adapt(
     model = embedder.copy_model()
     torch.manual_seed(options.seed)
     rng = random.Random(options.seed)
+    sibling_rng = random.Random(options.seed + 1)
+    siblings = _siblings(pairs) if options.sibling_weight > 0 else {}
     inference_length = model.max_seq_length
     model.max_seq_length = options.max_tokens
     for name, parameter in model.named_parameters():
@@ -89,6 +98,16 @@ def adapt(
         features = model.preprocess(texts)
         return F.normalize(model(features)["sentence_embedding"], dim=-1)
 
+    def contrastive(left: torch.Tensor, right: torch.Tensor, entries: list[int]) -> torch.Tensor:
+        """Symmetric in-batch InfoNCE: row i of `left` belongs with row i of `right`."""
+        logits = SIMILARITY_SCALE * left @ right.T
+        ids = torch.tensor(entries)
+        # Another pair of the same entry is not a negative.
+        same = (ids[:, None] == ids[None, :]) & ~torch.eye(len(entries), dtype=torch.bool)
+        logits = logits.masked_fill(same, float("-inf"))
+        target = torch.arange(len(entries))
+        return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
     log.info("adapting the model to the FAQ: %d pairs, %d steps", len(pairs), steps)
     model.train()
     order = list(pairs)
@@ -101,13 +120,13 @@ def adapt(
             chunk = order[start : start + batch]
             asked = encode([embedder.query_prefix + p.asked for p in chunk])
             answers = encode([embedder.passage_prefix + p.answer for p in chunk])
-            logits = SIMILARITY_SCALE * asked @ answers.T
-            entries = torch.tensor([p.entry for p in chunk])
-            # Another pair of the same entry is not a negative.
-            same = (entries[:, None] == entries[None, :]) & ~torch.eye(len(chunk), dtype=torch.bool)
-            logits = logits.masked_fill(same, float("-inf"))
-            target = torch.arange(len(chunk))
-            loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+            loss = contrastive(asked, answers, [p.entry for p in chunk])
+            with_siblings = [i for i, p in enumerate(chunk) if (p.entry, p.asked) in siblings]
+            if len(with_siblings) > 1:
+                other = [sibling_rng.choice(siblings[chunk[i].entry, chunk[i].asked]) for i in with_siblings]
+                paired = encode([embedder.query_prefix + text for text in other])
+                entries = [chunk[i].entry for i in with_siblings]
+                loss = loss + options.sibling_weight * contrastive(asked[with_siblings], paired, entries)
             loss.backward()
             optimizer.step()
             schedule.step()
@@ -120,3 +139,16 @@ def adapt(
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return embedder.with_model(model)
+
+
+def _siblings(pairs: list[Pair]) -> dict[tuple[int, str], list[str]]:
+    """(entry, asked text) -> the entry's other asked texts; entries asked one way only are absent."""
+    by_entry: dict[int, list[str]] = {}
+    for p in pairs:
+        by_entry.setdefault(p.entry, []).append(p.asked)
+    return {
+        (entry, text): others
+        for entry, texts in by_entry.items()
+        for text in texts
+        if (others := [t for t in texts if t != text])
+    }

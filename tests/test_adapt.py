@@ -1,0 +1,54 @@
+"""The adaptation's sibling term, on a hand-made FAQ small enough to fine-tune in seconds."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from bot.embed.adapt import AdaptOptions, Pair, adapt
+from bot.embed.sentence_transformer import SentenceTransformerEmbedder
+
+ENTRIES = {
+    "セミナーはオンラインで開催します。": ["セミナーの形式は？", "ネットで参加できますか", "会場に行く必要はある？"],
+    "資料は後日メールでお送りします。": ["投影資料はもらえますか", "スライドが欲しい", "配布物はありますか"],
+    "派遣の日時は面談で決めます。": ["派遣日はどう決まる？", "専門家が来る日程の決め方", "訪問日の調整方法"],
+    "電話での支援もできます。": ["電話で相談に乗ってもらえる？", "リモートでの支援は可能？", "来てもらわずに助言がほしい"],
+}
+OPTIONS = AdaptOptions(epochs=8, learning_rate=1e-4, batch_size=12, max_tokens=32)
+
+
+def _pairs(asked_per_entry: int) -> list[Pair]:
+    return [
+        Pair(asked, answer, i)
+        for i, (answer, asked_texts) in enumerate(ENTRIES.items())
+        for asked in asked_texts[:asked_per_entry]
+    ]
+
+
+def _sibling_margin(embedder: SentenceTransformerEmbedder, pairs: list[Pair]) -> float:
+    """Mean over asked texts of: mean cosine to its siblings minus best cosine to another entry's."""
+    vectors = embedder.embed_queries([p.asked for p in pairs])
+    sims = vectors @ vectors.T
+    entries = np.array([p.entry for p in pairs])
+    same = entries[:, None] == entries[None, :]
+    np.fill_diagonal(same, False)
+    other = entries[:, None] != entries[None, :]
+    own = np.where(same, sims, 0.0).sum(axis=1) / same.sum(axis=1)
+    return float((own - np.where(other, sims, -np.inf).max(axis=1)).mean())
+
+
+def test_sibling_weight_pulls_an_entrys_wordings_together(embedder: SentenceTransformerEmbedder) -> None:
+    pairs = _pairs(3)
+    answers_only = adapt(embedder, pairs, OPTIONS)
+    with_siblings = adapt(embedder, pairs, AdaptOptions(**{**OPTIONS.as_manifest(), "sibling_weight": 1.0}))
+    assert _sibling_margin(with_siblings, pairs) > _sibling_margin(answers_only, pairs) + 0.05
+
+
+def test_entries_asked_one_way_only_train_exactly_as_without_siblings(embedder: SentenceTransformerEmbedder) -> None:
+    # LocalgovFAQ-like corpora (no alternates) must get the very same model either way.
+    pairs = _pairs(1)
+    options = AdaptOptions(epochs=2, learning_rate=1e-4, batch_size=4, max_tokens=32)
+    plain = adapt(embedder, pairs, options)
+    weighted = adapt(embedder, pairs, AdaptOptions(**{**options.as_manifest(), "sibling_weight": 1.0}))
+    for a, b in zip(plain.copy_model().parameters(), weighted.copy_model().parameters()):
+        assert torch.equal(a, b)
