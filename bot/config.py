@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     adapt_batch_size: int = Field(32, ge=2, le=512)
     adapt_max_tokens: int = Field(128, ge=16, le=512)
     adapt_sibling_weight: float = Field(
-        1.0, ge=0.0, le=10.0, description="weight of pulling an entry's questions and alternates together (tune split)"
+        1.0, ge=0.0, le=10.0, description="weight of pulling an entry's questions and alternates together (chosen on the tune split)"
     )
 
     # Serving.

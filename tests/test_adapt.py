@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
@@ -40,7 +42,7 @@ def _sibling_margin(embedder: SentenceTransformerEmbedder, pairs: list[Pair]) ->
 def test_sibling_weight_pulls_an_entrys_wordings_together(embedder: SentenceTransformerEmbedder) -> None:
     pairs = _pairs(3)
     answers_only = adapt(embedder, pairs, OPTIONS)
-    with_siblings = adapt(embedder, pairs, AdaptOptions(**{**OPTIONS.as_manifest(), "sibling_weight": 1.0}))
+    with_siblings = adapt(embedder, pairs, replace(OPTIONS, sibling_weight=1.0))
     assert _sibling_margin(with_siblings, pairs) > _sibling_margin(answers_only, pairs) + 0.05
 
 
@@ -49,6 +51,6 @@ def test_entries_asked_one_way_only_train_exactly_as_without_siblings(embedder: 
     pairs = _pairs(1)
     options = AdaptOptions(epochs=2, learning_rate=1e-4, batch_size=4, max_tokens=32)
     plain = adapt(embedder, pairs, options)
-    weighted = adapt(embedder, pairs, AdaptOptions(**{**options.as_manifest(), "sibling_weight": 1.0}))
+    weighted = adapt(embedder, pairs, replace(options, sibling_weight=1.0))
     for a, b in zip(plain.copy_model().parameters(), weighted.copy_model().parameters()):
         assert torch.equal(a, b)
