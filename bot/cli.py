@@ -115,7 +115,7 @@ def serve() -> None:
 def eval_cmd(
     split: Annotated[
         str | None,
-        typer.Option(help="which part of corpus/eval.yaml: test4, test3, test2, test, tune or all (default test4, none with --oos-queries)"),
+        typer.Option(help="which part of corpus/eval.yaml: test5 (held out), tune, test, test2, test3, test4 or all (default test5, none with --oos-queries)"),
     ] = None,
     oos_queries: Annotated[
         Path | None,
@@ -123,20 +123,20 @@ def eval_cmd(
     ] = None,
     ids: Annotated[str, typer.Option(help="which --oos-queries by numeric id: all, odd or even")] = "all",
 ) -> None:
-    """Decision metrics on the corpus evaluation set (report on 'test4'; tune on 'tune').
+    """Decision metrics on the corpus evaluation set (report on the held-out 'test5').
 
     --oos-queries checks routing on questions written by others about other subjects,
     such as LocalgovFAQ's queries.json (--ids even: the odd ones may be used for tuning);
     add --split to report on corpus/eval.yaml as well.
-    Example: python -m bot eval --split test4
+    Example: python -m bot eval --split test5
     """
     from bot import evaluate
     from bot.benchmark import load_queries, select_ids
-    from bot.corpus import EVAL_SPLITS, load_eval_set
+    from bot.corpus import EVAL_SPLITS, HELD_OUT_SPLIT, load_eval_set
     from bot.engine import load_engine
 
     if split is None and not oos_queries:
-        split = "test4"
+        split = HELD_OUT_SPLIT
     if split is not None and split not in (*EVAL_SPLITS, "all"):
         raise FaqbotError(f"--split must be one of {', '.join(EVAL_SPLITS)} or all, not {split!r}")
     external = select_ids(load_queries(oos_queries) if oos_queries else {}, ids)

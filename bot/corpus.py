@@ -23,9 +23,10 @@ FAQ_FILE = "faq.yaml"
 CATEGORIES_FILE = "categories.yaml"
 SYNONYMS_FILE = "synonyms.yaml"
 CONTACTS_FILE = "contacts.yaml"
+UNANSWERED_FILE = "unanswered.yaml"
 EVAL_FILE = "eval.yaml"
 # Files whose content changes the index; eval.yaml and contacts.yaml do not.
-INDEXED_FILES = (FAQ_FILE, CATEGORIES_FILE, SYNONYMS_FILE)
+INDEXED_FILES = (FAQ_FILE, CATEGORIES_FILE, SYNONYMS_FILE, UNANSWERED_FILE)
 
 _ID_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
@@ -66,6 +67,21 @@ class Entry(_Strict):
         return value
 
 
+class Unanswered(_Strict):
+    """A question people ask that the FAQ does not answer. `source` names who wrote it
+    or when, so a fit can score each one as if it had never been seen (scripts/tune_decision.py)."""
+
+    query: str
+    source: str
+
+    @field_validator("query", "source")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
 class Hours(_Strict):
     opens: dt.time | None = None
     closes: dt.time | None = None
@@ -90,10 +106,13 @@ class Contacts(_Strict):
         return names
 
 
-# Which part of corpus/eval.yaml an item belongs to: "tune" may be used to choose
-# settings; "test", "test2", "test3" and "test4" are only reported (see the file's header).
-EvalSplit = Literal["tune", "test", "test2", "test3", "test4"]
+# Which part of corpus/eval.yaml an item belongs to (see the file's header). Settings are
+# chosen on the tuning splits only; a held-out split joins them once its figures have been
+# reported after changes, and a fresh one, written before any run, takes its place.
+EvalSplit = Literal["tune", "test", "test2", "test3", "test4", "test5"]
 EVAL_SPLITS: tuple[str, ...] = get_args(EvalSplit)
+TUNING_SPLITS: tuple[str, ...] = ("tune", "test", "test2", "test3", "test4")
+HELD_OUT_SPLIT = "test5"
 
 
 class EvalQuery(_Strict):
@@ -111,6 +130,7 @@ class Corpus:
     synonyms: tuple[tuple[str, ...], ...]
     contacts: Contacts
     content_hash: str
+    unanswered: tuple[Unanswered, ...] = ()
 
     def entry(self, entry_id: EntryId) -> Entry:
         for e in self.entries:
@@ -134,6 +154,7 @@ def load_corpus(folder: Path) -> Corpus:
         synonyms=synonyms,
         contacts=contacts,
         content_hash=corpus_hash(folder),
+        unanswered=_load_unanswered(folder / UNANSWERED_FILE),
     )
 
 
@@ -216,6 +237,13 @@ def _load_synonyms(path: Path) -> tuple[tuple[str, ...], ...]:
             raise CorpusError(f"{path}: group {i}: must list at least two non-empty words")
         out.append(tuple(str(s).strip() for s in group))
     return tuple(out)
+
+
+def _load_unanswered(path: Path) -> tuple[Unanswered, ...]:
+    raw = _read_yaml(path, required=False).get("questions", [])
+    if not isinstance(raw, list):
+        raise CorpusError(f"{path}: field 'questions' must be a list")
+    return tuple(_validate(Unanswered, item, f"{path}: question {i}") for i, item in enumerate(raw, start=1))
 
 
 def _load_contacts(path: Path) -> Contacts:

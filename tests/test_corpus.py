@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.corpus import load_corpus, load_eval_set
+from bot.corpus import HELD_OUT_SPLIT, TUNING_SPLITS, load_corpus, load_eval_set
 from bot.errors import CorpusError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +47,21 @@ def test_eval_set_has_enough_labelled_queries() -> None:
     for entry in corpus.entries:
         assert sum(q.id == entry.id for q in queries) >= 3
     assert sum(q.id is None for q in queries) >= 30
-    assert {q.split for q in queries} == {"tune", "test", "test2", "test3", "test4"}
+    assert {q.split for q in queries} == {"tune", "test", "test2", "test3", "test4", "test5"}
+
+
+def test_unanswered_questions_come_from_tuning_data_only() -> None:
+    corpus = load_corpus(ROOT / "corpus")
+    assert len(corpus.unanswered) >= 200
+    assert {u.source for u in corpus.unanswered} <= set(TUNING_SPLITS)
+    held_out = {q.query for q in load_eval_set(ROOT / "corpus", corpus) if q.split == HELD_OUT_SPLIT}
+    assert held_out and not held_out & {u.query for u in corpus.unanswered}
+
+
+def test_unanswered_question_without_source_is_refused(corpus_dir: Path) -> None:
+    (corpus_dir / "unanswered.yaml").write_text('questions:\n  - {query: "天気は？"}\n', encoding="utf-8")
+    with pytest.raises(CorpusError, match="unanswered.yaml: question 1: field 'source': Field required"):
+        load_corpus(corpus_dir)
 
 
 ENTRY = """
