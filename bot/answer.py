@@ -59,20 +59,23 @@ class Reply(BaseModel):
 class Calibration:
     """Logistic model: confidence = sigmoid(bias + sum(w * feature))."""
 
-    weights: tuple[float, float, float, float, float]
+    weights: tuple[float, float, float, float, float, float]
     bias: float
 
     @staticmethod
-    def features(candidate: Candidate, runner_up_score: float) -> tuple[float, float, float, float, float]:
+    def features(candidate: Candidate, runner_up_score: float) -> tuple[float, float, float, float, float, float]:
         """Fused score, margin over the best other entry, dense question score, coverage,
-        and the raw reading BM25: it grows with how much of the entry a long query
-        restates, where the question similarity and coverage of long queries stay low."""
+        the raw reading BM25 (it grows with how much of the entry a long query restates,
+        where the question similarity and coverage of long queries stay low), and the
+        similarity to a known unanswered question: near-domain questions the FAQ does not
+        answer look like the FAQ's own on every other feature."""
         return (
             candidate.score,
             candidate.score - runner_up_score,
             candidate.question,
             candidate.coverage,
             candidate.reading,
+            candidate.unanswered,
         )
 
     def confidence(self, candidate: Candidate, runner_up_score: float) -> float:

@@ -68,7 +68,7 @@ def build_retriever(settings: Settings, corpus: Corpus, faq_index: FaqIndex, tex
 
 def calibration(settings: Settings) -> Calibration:
     w = settings.calibration_weights
-    return Calibration(weights=(w[0], w[1], w[2], w[3], w[4]), bias=settings.calibration_bias)
+    return Calibration(weights=(w[0], w[1], w[2], w[3], w[4], w[5]), bias=settings.calibration_bias)
 
 
 def decision_policy(settings: Settings) -> DecisionPolicy:
@@ -107,6 +107,12 @@ def load_engine(settings: Settings, embedder: Embedder | None = None) -> Engine:
             "corpus/contacts.yaml: %s unset; the fallback names the desk without a number or link. "
             "Fill them in from the desk's official page.",
             ", ".join(missing),
+        )
+    if not corpus.unanswered and settings.calibration_weights[5]:
+        log.warning(
+            "corpus/unanswered.yaml lists no questions, but the confidence model weighs the similarity to them: "
+            "confidences will run high. Add the questions the desk does not answer and refit with "
+            "scripts/tune_decision.py, or set the last of FAQBOT_CALIBRATION_WEIGHTS to 0 and refit."
         )
     embedder = embedder or load_embedder(settings)
     expected = expected_manifest(corpus, embedder, settings.adaptation)

@@ -7,7 +7,9 @@ When adaptation is on, the model is first fine-tuned on the corpus (bot.embed.ad
 the adapted copy is saved inside the index folder: vectors and the model that embeds
 queries against them are written, and replaced, together. The base model's vectors of
 the same rows are kept beside them, because the fine-tune trades away some of what the
-general model knew and ranking uses both. The manifest records what the vectors depend
+general model knew and ranking uses both. The questions the FAQ is known not to answer
+(corpus/unanswered.yaml) are embedded by the same model into their own small index, for
+the decision step. The manifest records what the vectors depend
 on; the service refuses an index whose manifest does not match the corpus, base model
 and settings in use.
 """
@@ -34,9 +36,10 @@ from bot.errors import IndexMismatchError, IndexMissingError, ModelError
 from bot.text import TextProcessor, split_passage
 from bot.types import EntryId
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 INDEX_FILE = "index.faiss"
 BASE_INDEX_FILE = "base.faiss"
+UNANSWERED_INDEX_FILE = "unanswered.faiss"
 ROWS_FILE = "rows.json"
 MANIFEST_FILE = "manifest.json"
 MODEL_FOLDER = "model"
@@ -75,6 +78,8 @@ class FaqIndex:
     manifest: dict[str, object]
     embedder: Embedder
     """The model the vectors were made with (adapted when adaptation is on)."""
+    unanswered: faiss.Index
+    """The known unanswered questions, in corpus order, embedded as queries by `embedder`."""
     base: ModelVectors | None = None
     """The unadapted model's vectors of the same rows; None when there was no adaptation."""
 
@@ -139,13 +144,21 @@ def build_index(
         base = ModelVectors(_flat_index(embed_fields(rows, embedder, text)), embedder)
         embedder = adapt(embedder, training_pairs(corpus, text), adaptation)
     index = _flat_index(embed_fields(rows, embedder, text))
+    unanswered = _flat_index(
+        embedder.embed_queries([text.fold(u.query) for u in corpus.unanswered])
+        if corpus.unanswered
+        else np.zeros((0, embedder.dim), dtype=np.float32)
+    )
     manifest |= {
         "entries": len(corpus.entries),
         "rows": len(rows),
+        "unanswered": len(corpus.unanswered),
         "libraries": _library_versions(),
         "built_at": dt.datetime.now(TOKYO).isoformat(timespec="seconds"),
     }
-    return FaqIndex(index=index, rows=[row for row, _ in rows], manifest=manifest, embedder=embedder, base=base)
+    return FaqIndex(
+        index=index, rows=[row for row, _ in rows], manifest=manifest, embedder=embedder, unanswered=unanswered, base=base
+    )
 
 
 def _flat_index(vectors: np.ndarray) -> faiss.Index:
@@ -160,6 +173,7 @@ def save_index(faq_index: FaqIndex, folder: Path) -> None:
 
     def fill(tmp: Path) -> None:
         faiss.write_index(faq_index.index, str(tmp / INDEX_FILE))
+        faiss.write_index(faq_index.unanswered, str(tmp / UNANSWERED_INDEX_FILE))
         rows = [{"entry_id": r.entry_id, "kind": r.kind} for r in faq_index.rows]
         (tmp / ROWS_FILE).write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
         if faq_index.manifest.get("adaptation"):
@@ -215,6 +229,7 @@ def load_index(folder: Path, expected: dict[str, object], embedder: Embedder) ->
     base = None
     try:
         index = faiss.read_index(str(folder / INDEX_FILE))
+        unanswered = faiss.read_index(str(folder / UNANSWERED_INDEX_FILE))
         rows = [Row(r["entry_id"], r["kind"]) for r in json.loads((folder / ROWS_FILE).read_text("utf-8"))]
         if manifest.get("adaptation"):
             base = ModelVectors(faiss.read_index(str(folder / BASE_INDEX_FILE)), embedder)
@@ -222,9 +237,14 @@ def load_index(folder: Path, expected: dict[str, object], embedder: Embedder) ->
     except (OSError, RuntimeError, ValueError, KeyError, ModelError) as exc:
         raise IndexMismatchError(f"the index at {folder} is damaged ({exc}): {REBUILD_HINT}") from exc
     indexes = [index] + ([base.index] if base else [])
-    if any(i.ntotal != len(rows) or i.d != expected["dim"] for i in indexes) or embedder.dim != index.d:
+    if (
+        any(i.ntotal != len(rows) or i.d != expected["dim"] for i in indexes)
+        or embedder.dim != index.d
+        or unanswered.d != index.d
+        or unanswered.ntotal != manifest.get("unanswered")
+    ):
         raise IndexMismatchError(f"the index at {folder} is inconsistent: {REBUILD_HINT}")
-    return FaqIndex(index=index, rows=rows, manifest=manifest, embedder=embedder, base=base)
+    return FaqIndex(index=index, rows=rows, manifest=manifest, embedder=embedder, unanswered=unanswered, base=base)
 
 
 def _load_adapted(folder: Path, base: Embedder) -> Embedder:

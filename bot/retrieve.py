@@ -12,6 +12,8 @@ Signals, each one number per entry:
 A query whose hiragana holds words the corpus writes in kanji or katakana is also scored
 respelled (bot.text.KanaRespeller: "せみなーのしりょう" as "セミナーの資料"); each signal
 keeps each entry's best value over the two spellings.
+Every candidate also carries the query's best cosine to the questions the FAQ is known
+not to answer (corpus/unanswered.yaml); it does not rank, it informs the decision.
 Each signal is standardized over the entries (z-score) before the weighted sum, so
 weights do not depend on the scale of cosines or BM25. The raw values are kept on
 the candidate for the decision step (bot.answer), which needs absolute evidence.
@@ -57,6 +59,8 @@ class Candidate:
     lexical: float
     reading: float
     coverage: float
+    unanswered: float = 0.0
+    """The query's best cosine to a known unanswered question (the same on every candidate)."""
 
 
 def standardize(values: np.ndarray) -> np.ndarray:
@@ -106,6 +110,7 @@ class Retriever:
         self._index = faq_index.index
         self._embedder = faq_index.embedder
         self._base = faq_index.base
+        self._unanswered = faq_index.unanswered
         fields = field_rows(corpus, text)
         if faq_index.rows != [row for row, _ in fields]:
             raise IndexMismatchError(f"the index rows do not match the corpus fields: {REBUILD_HINT}")
@@ -135,12 +140,10 @@ class Retriever:
 
     def rank(self, query: str) -> list[Candidate]:
         """All entries, best first."""
-        folded = self._text.fold(query)
-        # The query as typed and, when its hiragana holds corpus words, respelled. Each
-        # entry keeps its best score over the spellings: the spelling as typed still counts
-        # when a respelling breaks an ordinary word ("いいんですか" -> "委員ですか").
-        spellings = list(dict.fromkeys([folded, self._respeller.respell(folded)]))
-        question, answer, chunk = _best_of(self._dense(self._index, v) for v in self._embedder.embed_queries(spellings))
+        spellings = self._spellings(query)
+        vectors = self._embedder.embed_queries(spellings)
+        question, answer, chunk = _best_of(self._dense(self._index, v) for v in vectors)
+        unanswered = float(self._unanswered_cosines(vectors).max(initial=0.0))
         analyzed = [self._text.analyze(s) for s in spellings]
         lexical, reading, coverage = _best_of(
             (self._lemmas.scores(tokens), self._readings.scores(grams), self._coverage(set(tokens)))
@@ -170,9 +173,31 @@ class Retriever:
                 lexical=float(lexical[i]),
                 reading=float(reading[i]),
                 coverage=float(coverage[i]),
+                unanswered=unanswered,
             )
             for i in order
         ]
+
+    def unanswered_cosines(self, query: str) -> np.ndarray:
+        """The query's cosine to each known unanswered question, in corpus order; a fit
+        leaves out the ones written with the query, as the service never sees its own list."""
+        return self._unanswered_cosines(self._embedder.embed_queries(self._spellings(query)))
+
+    def _spellings(self, query: str) -> list[str]:
+        """The query as typed and, when its hiragana holds corpus words, respelled. Each
+        entry keeps its best score over the spellings: the spelling as typed still counts
+        when a respelling breaks an ordinary word ("いいんですか" -> "委員ですか")."""
+        folded = self._text.fold(query)
+        return list(dict.fromkeys([folded, self._respeller.respell(folded)]))
+
+    def _unanswered_cosines(self, vectors: np.ndarray) -> np.ndarray:
+        n = self._unanswered.ntotal
+        if n == 0:
+            return np.zeros(0, dtype=np.float32)
+        sims, ids = self._unanswered.search(vectors, n)
+        best = np.full(n, -1.0, dtype=np.float32)
+        np.maximum.at(best, ids.ravel(), sims.ravel())
+        return best
 
     def _dense(self, index: faiss.Index, vector: Vector) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each entry's question, answer and chunk cosines to the query vector."""

@@ -5,7 +5,7 @@ from bot.corpus import Contacts, Entry
 from bot.desk import Desk
 from bot.retrieve import Candidate
 
-CAL = Calibration(weights=(4.0, 20.0, 0.0, 2.0, 0.0), bias=-5.0)
+CAL = Calibration(weights=(4.0, 20.0, 0.0, 2.0, 0.0, 0.0), bias=-5.0)
 POLICY = DecisionPolicy(answer_threshold=0.7, suggest_threshold=0.2, max_suggestions=3)
 
 

@@ -58,6 +58,13 @@ def test_unanswered_questions_come_from_tuning_data_only() -> None:
     assert held_out and not held_out & {u.query for u in corpus.unanswered}
 
 
+def test_editing_the_unanswered_list_makes_the_index_stale(corpus_dir: Path) -> None:
+    before = load_corpus(corpus_dir).content_hash
+    with (corpus_dir / "unanswered.yaml").open("a", encoding="utf-8") as f:
+        f.write('  - {query: "区役所の駐車場は何台とめられますか", source: tune}\n')
+    assert load_corpus(corpus_dir).content_hash != before
+
+
 def test_unanswered_question_without_source_is_refused(corpus_dir: Path) -> None:
     (corpus_dir / "unanswered.yaml").write_text('questions:\n  - {query: "天気は？"}\n', encoding="utf-8")
     with pytest.raises(CorpusError, match="unanswered.yaml: question 1: field 'source': Field required"):

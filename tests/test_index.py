@@ -44,6 +44,7 @@ def test_manifest_records_what_the_vectors_depend_on(engine) -> None:  # type: i
     assert chunks > 0, "the two-paragraph answers are also indexed in pieces"
     assert kana > len(engine.corpus.entries), "questions written with kanji are also indexed in kana"
     assert engine.faq_index.index.ntotal == manifest["rows"] == n_rows
+    assert engine.faq_index.unanswered.ntotal == manifest["unanswered"] == len(engine.corpus.unanswered) > 0
 
 
 def test_missing_index_names_the_build_command(tmp_path: Path, corpus: Corpus, embedder: Embedder) -> None:
@@ -165,3 +166,19 @@ def test_adapted_index_without_its_base_vectors_is_refused(tmp_path: Path, setti
 def _question_vectors(index: faiss.Index, rows: list[Row]) -> np.ndarray:
     """The stored vectors of the entries' own questions, in entry order."""
     return index.reconstruct_n(0, index.ntotal)[[i for i, row in enumerate(rows) if row.kind == "question"]]
+
+
+def test_an_empty_unanswered_list_is_warned_about(
+    tmp_path: Path, settings: Settings, embedder: Embedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "corpus"
+    shutil.copytree(settings.corpus_dir, folder)
+    (folder / "unanswered.yaml").write_text("questions: []\n", encoding="utf-8")
+    local = settings.model_copy(update={"corpus_dir": folder, "index_dir": tmp_path / "none"})
+    with pytest.raises(IndexMissingError):
+        load_engine(local, embedder)
+    assert "confidences will run high" in caplog.text
+    caplog.clear()
+    with pytest.raises(IndexMissingError):
+        load_engine(settings.model_copy(update={"index_dir": tmp_path / "none"}), embedder)
+    assert "unanswered.yaml" not in caplog.text

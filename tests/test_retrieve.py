@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -57,3 +59,21 @@ def test_queries_typed_in_hiragana_are_also_ranked_respelled(engine: Engine, pla
 def test_queries_without_corpus_readings_in_their_hiragana_rank_as_before(engine: Engine, plain: Engine) -> None:
     query = "セミナーの資料はもらえますか"
     assert engine.retriever.rank(query) == plain.retriever.rank(query)
+
+
+def test_a_known_unanswered_question_is_routed_by_its_own_feature(engine: Engine) -> None:
+    # Near-domain: every other signal says general-definition, which does not say when.
+    query = "東京都のカスハラ防止条例っていつから施行されてるんですか"
+    assert query in {u.query for u in engine.corpus.unanswered}
+    ranked = engine.retriever.rank(query)
+    assert ranked[0].unanswered > 0.99 and {c.unanswered for c in ranked} == {ranked[0].unanswered}
+    assert not engine.answerer.reply(ranked).answered
+    assert engine.answerer.reply([replace(c, unanswered=0.0) for c in ranked]).answered
+    assert engine.retriever.rank("カスハラって何？")[0].unanswered < ranked[0].unanswered - 0.2
+
+
+def test_unanswered_cosines_follow_the_list(engine: Engine) -> None:
+    cosines = engine.retriever.unanswered_cosines("セミナーの申込はいつまで受け付けてますか")
+    assert cosines.shape == (len(engine.corpus.unanswered),)
+    best = int(np.argmax(cosines))
+    assert engine.corpus.unanswered[best].query == "セミナーの申込はいつまで受け付けてますか"
