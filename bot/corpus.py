@@ -11,10 +11,16 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    field_validator,
+)
 
 from bot.errors import CorpusError
 from bot.types import EntryId
@@ -35,13 +41,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_not_blank)]
+
+
 class Entry(_Strict):
     """One FAQ entry; question and answer are verbatim from the desk's source."""
 
     id: EntryId
     category: str
-    question: str
-    answer: str
+    question: Text
+    answer: Text
     alternates: tuple[str, ...] = ()
 
     @field_validator("id")
@@ -49,13 +64,6 @@ class Entry(_Strict):
     def _id_format(cls, value: str) -> str:
         if not _ID_PATTERN.match(value):
             raise ValueError("must be lowercase letters, digits and single hyphens, e.g. 'seminar-format'")
-        return value
-
-    @field_validator("question", "answer")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
         return value
 
     @field_validator("alternates")
@@ -71,15 +79,8 @@ class Unanswered(_Strict):
     """A question people ask that the FAQ does not answer. `source` names who wrote it
     or when, so a fit can score each one as if it had never been seen (scripts/tune_decision.py)."""
 
-    query: str
-    source: str
-
-    @field_validator("query", "source")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be empty")
-        return value
+    query: Text
+    source: Text
 
 
 class Hours(_Strict):
