@@ -140,10 +140,21 @@ class Retriever:
 
     def rank(self, query: str) -> list[Candidate]:
         """All entries, best first."""
-        spellings = self._spellings(query)
+        return self.rank_with_unanswered(query)[0]
+
+    def rank_with_unanswered(self, query: str) -> tuple[list[Candidate], np.ndarray]:
+        """All entries, best first, and the query's cosine to each known unanswered
+        question in corpus order: a fit leaves out the ones written with the query, as
+        the service never meets a query in its own list."""
+        folded = self._text.fold(query)
+        # The query as typed and, when its hiragana holds corpus words, respelled. Each
+        # entry keeps its best score over the spellings: the spelling as typed still counts
+        # when a respelling breaks an ordinary word ("いいんですか" -> "委員ですか").
+        spellings = list(dict.fromkeys([folded, self._respeller.respell(folded)]))
         vectors = self._embedder.embed_queries(spellings)
         question, answer, chunk = _best_of(self._dense(self._index, v) for v in vectors)
-        unanswered = float(self._unanswered_cosines(vectors).max(initial=0.0))
+        unanswered_cosines = self._unanswered_cosines(vectors)
+        unanswered = float(unanswered_cosines.max(initial=0.0))
         analyzed = [self._text.analyze(s) for s in spellings]
         lexical, reading, coverage = _best_of(
             (self._lemmas.scores(tokens), self._readings.scores(grams), self._coverage(set(tokens)))
@@ -164,7 +175,7 @@ class Retriever:
             )
             fused += w.base_question * standardize(base_question) + w.base_chunk * standardize(base_chunk)
         order = np.argsort(-fused, kind="stable")
-        return [
+        candidates = [
             Candidate(
                 entry=self.corpus.entries[i],
                 score=float(fused[i]),
@@ -177,18 +188,7 @@ class Retriever:
             )
             for i in order
         ]
-
-    def unanswered_cosines(self, query: str) -> np.ndarray:
-        """The query's cosine to each known unanswered question, in corpus order; a fit
-        leaves out the ones written with the query, as the service never sees its own list."""
-        return self._unanswered_cosines(self._embedder.embed_queries(self._spellings(query)))
-
-    def _spellings(self, query: str) -> list[str]:
-        """The query as typed and, when its hiragana holds corpus words, respelled. Each
-        entry keeps its best score over the spellings: the spelling as typed still counts
-        when a respelling breaks an ordinary word ("いいんですか" -> "委員ですか")."""
-        folded = self._text.fold(query)
-        return list(dict.fromkeys([folded, self._respeller.respell(folded)]))
+        return candidates, unanswered_cosines
 
     def _unanswered_cosines(self, vectors: np.ndarray) -> np.ndarray:
         n = self._unanswered.ntotal

@@ -93,9 +93,9 @@ def collect(retriever: Retriever, corpus: Corpus, labelled: list[tuple[str, str 
     """Rank every (query, entry id or None, group) exactly as the service does."""
     ranked, cosines, right = [], [], []
     for query, entry_id, _ in labelled:
-        candidates = retriever.rank(query)
+        candidates, unanswered = retriever.rank_with_unanswered(query)
         ranked.append(Calibration.features(candidates[0], candidates[1].score)[:-1])
-        cosines.append(retriever.unanswered_cosines(query))
+        cosines.append(unanswered)
         right.append(entry_id is not None and candidates[0].entry.id == entry_id)
     group = np.array([g for _, _, g in labelled])
     return Examples(

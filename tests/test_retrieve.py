@@ -73,7 +73,8 @@ def test_a_known_unanswered_question_is_routed_by_its_own_feature(engine: Engine
 
 
 def test_unanswered_cosines_follow_the_list(engine: Engine) -> None:
-    cosines = engine.retriever.unanswered_cosines("セミナーの申込はいつまで受け付けてますか")
+    ranked, cosines = engine.retriever.rank_with_unanswered("セミナーの申込はいつまで受け付けてますか")
+    assert ranked == engine.retriever.rank("セミナーの申込はいつまで受け付けてますか")
     assert cosines.shape == (len(engine.corpus.unanswered),)
     best = int(np.argmax(cosines))
     assert engine.corpus.unanswered[best].query == "セミナーの申込はいつまで受け付けてますか"
