@@ -68,15 +68,15 @@ class Settings(BaseSettings):
     # Decision (chosen on the tuning splits of corpus/eval.yaml, corpus/unanswered.yaml and
     # LocalgovFAQ's odd-id queries as further out-of-scope examples, by scripts/tune_decision.py).
     calibration_weights: list[float] = Field(
-        [0.084, 0.246, 16.762, 4.726, 0.196, -16.479],
+        [-0.01, 0.271, 18.241, 4.536, 0.198, -16.925],
         min_length=6,
         max_length=6,
         description="logistic weights of: fused score, margin, question similarity, coverage, reading BM25, "
         "similarity to a known unanswered question",
     )
-    calibration_bias: float = -6.707
-    answer_threshold: float = Field(0.67, ge=0.0, le=1.0)
-    suggest_threshold: float = Field(0.22, ge=0.0, le=1.0)
+    calibration_bias: float = -6.878
+    answer_threshold: float = Field(0.53, ge=0.0, le=1.0)
+    suggest_threshold: float = Field(0.18, ge=0.0, le=1.0)
     max_suggestions: int = Field(3, ge=0, le=10)
 
     # Storage: feedback, in SQLite (sqlite:///relative or sqlite:////absolute path).

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from bot.embed.adapt import AdaptOptions, Pair, adapt
+from bot.embed.adapt import AdaptOptions, Pair, _encode_once, adapt
 from bot.embed.sentence_transformer import SentenceTransformerEmbedder
 
 ENTRIES = {
@@ -54,3 +54,29 @@ def test_entries_asked_one_way_only_train_exactly_as_without_siblings(embedder: 
     texts = [p.asked for p in pairs] + [p.answer for p in pairs]
     assert plain is not embedder and np.array_equal(plain.embed_queries(texts), weighted.embed_queries(texts))
     assert not np.array_equal(plain.embed_queries(texts), embedder.embed_queries(texts)), "training changed the model"
+
+
+def test_repeated_answers_are_encoded_once_with_the_same_rows_and_gradients(
+    embedder: SentenceTransformerEmbedder,
+) -> None:
+    import torch
+
+    model = embedder.copy_model()
+    model.eval()
+    seen: list[list[str]] = []
+
+    def encode(texts: list[str]) -> torch.Tensor:
+        seen.append(texts)
+        return model(model.preprocess(texts))["sentence_embedding"]
+
+    texts = ["資料は後日お送りします。", "電話での支援もできます。", "資料は後日お送りします。"]
+    weights = torch.randn(3, embedder.dim, generator=torch.Generator().manual_seed(0))
+    gradients = []
+    for encoder in (encode, lambda t: _encode_once(encode, t)):
+        model.zero_grad()
+        rows = encoder(texts)
+        (rows * weights).sum().backward()
+        gradients.append(next(p for p in model.parameters() if p.requires_grad).grad.clone())
+        assert torch.allclose(rows[0], rows[2])
+    assert seen[1] == texts[:2], "each distinct text once, in order"
+    assert torch.allclose(gradients[0], gradients[1], atol=1e-5)

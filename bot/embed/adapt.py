@@ -22,11 +22,16 @@ from __future__ import annotations
 import logging
 import math
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from bot.corpus import Corpus
 from bot.embed.sentence_transformer import SentenceTransformerEmbedder
 from bot.text import TextProcessor
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +114,10 @@ def adapt(
         return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
 
     log.info("adapting the model to the FAQ: %d pairs, %d steps", len(pairs), steps)
-    model.train()
+    # Dropout stays off: on a few hundred pairs it only adds noise (measured: more right
+    # answers on held-out tuning splits, and about 40% less time), and without it a text
+    # embeds the same wherever it appears, which _encode_once relies on.
+    model.eval()
     order = list(pairs)
     step = 0
     while step < steps:
@@ -119,7 +127,7 @@ def adapt(
                 break
             chunk = order[start : start + batch]
             asked = encode([embedder.query_prefix + p.asked for p in chunk])
-            answers = encode([embedder.passage_prefix + p.answer for p in chunk])
+            answers = _encode_once(encode, [embedder.passage_prefix + p.answer for p in chunk])
             loss = contrastive(asked, answers, [p.entry for p in chunk])
             with_siblings = [i for i, p in enumerate(chunk) if (p.entry, p.asked) in siblings]
             if len(with_siblings) > 1:
@@ -134,11 +142,24 @@ def adapt(
             step += 1
             if step % 10 == 0 or step == steps:
                 log.info("adapting: step %d/%d, loss %.3f", step, steps, loss.item())
-    model.eval()
     model.max_seq_length = inference_length
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return embedder.with_model(model)
+
+
+def _encode_once(encode: Callable[[list[str]], torch.Tensor], texts: list[str]) -> torch.Tensor:
+    """`encode(texts)`, with each distinct text run through the model once.
+
+    A batch of pairs from a small FAQ repeats the same few answers, the longest texts
+    in training. With dropout off, gathering the rows back gives the same matrix and
+    the same gradients at a fraction of the cost.
+    """
+    distinct = list(dict.fromkeys(texts))
+    if len(distinct) == len(texts):
+        return encode(texts)
+    position = {text: i for i, text in enumerate(distinct)}
+    return encode(distinct)[[position[text] for text in texts]]
 
 
 def _siblings(pairs: list[Pair]) -> dict[tuple[int, str], list[str]]:
