@@ -36,7 +36,7 @@ from bot.errors import IndexMismatchError, IndexMissingError, ModelError
 from bot.text import TextProcessor, split_passage
 from bot.types import EntryId
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 INDEX_FILE = "index.faiss"
 BASE_INDEX_FILE = "base.faiss"
 UNANSWERED_INDEX_FILE = "unanswered.faiss"

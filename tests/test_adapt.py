@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from bot.embed.adapt import AdaptOptions, Pair, _encode_once, adapt
+from bot.embed.adapt import AdaptOptions, Pair, _encode_once, adapt, uses_dropout
 from bot.embed.sentence_transformer import SentenceTransformerEmbedder
 
 ENTRIES = {
@@ -80,3 +80,7 @@ def test_repeated_answers_are_encoded_once_with_the_same_rows_and_gradients(
         assert torch.allclose(rows[0], rows[2])
     assert seen[1] == texts[:2], "each distinct text once, in order"
     assert torch.allclose(gradients[0], gradients[1], atol=1e-5)
+
+
+def test_dropout_only_for_an_faq_asked_one_way_per_entry() -> None:
+    assert uses_dropout(_pairs(1)) and not uses_dropout(_pairs(3))
