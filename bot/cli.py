@@ -115,7 +115,7 @@ def serve() -> None:
 def eval_cmd(
     split: Annotated[
         str | None,
-        typer.Option(help="which part of corpus/eval.yaml: test7 (held out), tune, test, test2, test3, test4, test5, test6 or all (default test7, none with --oos-queries)"),
+        typer.Option(help="which part of corpus/eval.yaml: test8 (held out), tune, test, test2, test3, test4, test5, test6, test7 or all (default test8, none with --oos-queries)"),
     ] = None,
     oos_queries: Annotated[
         Path | None,
@@ -123,12 +123,12 @@ def eval_cmd(
     ] = None,
     ids: Annotated[str, typer.Option(help="which --oos-queries by numeric id: all, odd or even")] = "all",
 ) -> None:
-    """Decision metrics on the corpus evaluation set (report on the held-out 'test7').
+    """Decision metrics on the corpus evaluation set (report on the held-out 'test8').
 
     --oos-queries checks routing on questions written by others about other subjects,
     such as LocalgovFAQ's queries.json (--ids even: the odd ones may be used for tuning);
     add --split to report on corpus/eval.yaml as well.
-    Example: python -m bot eval --split test7
+    Example: python -m bot eval --split test8
     """
     from bot import evaluate
     from bot.benchmark import load_queries, select_ids

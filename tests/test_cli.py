@@ -59,7 +59,7 @@ def test_build_force_rebuilds(env: dict[str, str], tmp_path) -> None:  # type: i
 def test_eval_prints_the_metrics(env: dict[str, str]) -> None:
     result = runner.invoke(app, ["eval"], env=env)
     assert result.exit_code == 0, result.output
-    assert "split: test7" in result.stdout  # the default is the held-out set nobody has tuned on
+    assert "split: test8" in result.stdout  # the default is the held-out set nobody has tuned on
     for label in ("in-domain top-1 accuracy", "out-of-scope routed to fallback", "latency per query: p50", "ECE"):
         assert label in result.stdout
 
@@ -67,7 +67,7 @@ def test_eval_prints_the_metrics(env: dict[str, str]) -> None:
 def test_eval_of_an_unknown_split_is_refused(env: dict[str, str]) -> None:
     result = runner.invoke(app, ["eval", "--split", "tset"], env=env)
     assert isinstance(result.exception, FaqbotError)
-    assert "--split must be one of tune, test, test2, test3, test4, test5, test6, test7 or all" in str(result.exception)
+    assert "--split must be one of tune, test, test2, test3, test4, test5, test6, test7, test8 or all" in str(result.exception)
 
 
 def test_eval_reports_routing_on_another_faqs_queries(env: dict[str, str], tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -47,7 +47,7 @@ def test_eval_set_has_enough_labelled_queries() -> None:
     for entry in corpus.entries:
         assert sum(q.id == entry.id for q in queries) >= 3
     assert sum(q.id is None for q in queries) >= 30
-    assert {q.split for q in queries} == {"tune", "test", "test2", "test3", "test4", "test5", "test6", "test7"}
+    assert {q.split for q in queries} == {"tune", "test", "test2", "test3", "test4", "test5", "test6", "test7", "test8"}
 
 
 def test_unanswered_questions_come_from_tuning_data_only() -> None:
