@@ -115,7 +115,7 @@ def report(outcomes: Sequence[Outcome], split: str, bins: int = 5) -> Report:
     latencies = sorted(o.latency_ms for o in outcomes)
     if latencies:
         r.latency_p50_ms = statistics.median(latencies)
-        r.latency_p95_ms = latencies[min(len(latencies) - 1, int(round(0.95 * (len(latencies) - 1))))]
+        r.latency_p95_ms = latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))]
     r.reliability, r.ece = reliability(outcomes, bins)
     for o in outcomes:
         if o.correct:

@@ -100,6 +100,6 @@ def test_bad_input_is_a_message_not_a_traceback(env: dict[str, str]) -> None:
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "bot", "ask", "  "], env={**env, "PATH": ""}, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "bot", "ask", "  "], check=False, env={**env, "PATH": ""}, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "error: query: must not be empty" in done.stderr and "Traceback" not in done.stderr
