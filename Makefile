@@ -34,7 +34,7 @@ test: model browser
 	$(PY) -m pytest
 
 eval: index
-	$(PY) -m bot eval --split test8
+	$(PY) -m bot eval
 
 clean:
 	rm -rf $(VENV) index/faq index/model-e5-small

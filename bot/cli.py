@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from bot.config import Settings
+from bot.corpus import EVAL_SPLITS, HELD_OUT_SPLIT, TUNING_SPLITS
 from bot.errors import FaqbotError
 
 app = typer.Typer(
@@ -115,7 +116,10 @@ def serve() -> None:
 def eval_cmd(
     split: Annotated[
         str | None,
-        typer.Option(help="which part of corpus/eval.yaml: test8 (held out), tune, test, test2, test3, test4, test5, test6, test7 or all (default test8, none with --oos-queries)"),
+        typer.Option(
+            help=f"which part of corpus/eval.yaml: {HELD_OUT_SPLIT} (held out), {', '.join(TUNING_SPLITS)} or all "
+            f"(default {HELD_OUT_SPLIT}, none with --oos-queries)"
+        ),
     ] = None,
     oos_queries: Annotated[
         Path | None,
@@ -123,16 +127,16 @@ def eval_cmd(
     ] = None,
     ids: Annotated[str, typer.Option(help="which --oos-queries by numeric id: all, odd or even")] = "all",
 ) -> None:
-    """Decision metrics on the corpus evaluation set (report on the held-out 'test8').
+    """Decision metrics on the corpus evaluation set (report on the held-out split, the default).
 
     --oos-queries checks routing on questions written by others about other subjects,
     such as LocalgovFAQ's queries.json (--ids even: the odd ones may be used for tuning);
     add --split to report on corpus/eval.yaml as well.
-    Example: python -m bot eval --split test8
+    Example: python -m bot eval
     """
     from bot import evaluate
     from bot.benchmark import load_queries, select_ids
-    from bot.corpus import EVAL_SPLITS, HELD_OUT_SPLIT, load_eval_set
+    from bot.corpus import load_eval_set
     from bot.engine import load_engine
 
     if split is None and not oos_queries:

@@ -112,8 +112,8 @@ class Contacts(_Strict):
 # reported after changes, and a fresh one, written before any run, takes its place.
 EvalSplit = Literal["tune", "test", "test2", "test3", "test4", "test5", "test6", "test7", "test8"]
 EVAL_SPLITS: tuple[str, ...] = get_args(EvalSplit)
-TUNING_SPLITS: tuple[str, ...] = ("tune", "test", "test2", "test3", "test4", "test5", "test6", "test7")
 HELD_OUT_SPLIT = "test8"
+TUNING_SPLITS: tuple[str, ...] = tuple(s for s in EVAL_SPLITS if s != HELD_OUT_SPLIT)
 
 
 class EvalQuery(_Strict):
