@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 MODEL_DIR := index/model-e5-small
 
-.PHONY: run test install model index eval clean browser
+.PHONY: run test install model index eval clean browser services
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,11 @@ run: index
 browser:
 	bash scripts/install-browser.sh
 
-test: model browser
+# Debian's PostgreSQL and Redis for the store tests; the tests start their own servers (idempotent).
+services:
+	bash scripts/install-services.sh
+
+test: model browser services
 	$(PY) -m pytest
 
 eval: index
