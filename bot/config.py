@@ -13,6 +13,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bot.embed.adapt import AdaptOptions
 
 DEFAULT_MODEL = "index/model-e5-small"
+_SECRETS = (
+    "line_channel_secret",
+    "line_channel_access_token",
+    "slack_signing_secret",
+    "slack_bot_token",
+    "admin_token",
+    "log_salt",
+)
+_MIN_KEY_CHARS = 16
 _PLACEHOLDERS = frozenset({"", "changeme", "change-me", "changethis", "secret", "xxx", "todo", "your-secret"})
 
 
@@ -79,8 +88,18 @@ class Settings(BaseSettings):
     suggest_threshold: float = Field(0.18, ge=0.0, le=1.0)
     max_suggestions: int = Field(3, ge=0, le=10)
 
-    # Storage: feedback, in SQLite (sqlite:///relative or sqlite:////absolute path).
+    # The query log and feedback: any SQLAlchemy URL (a SQLite file by default;
+    # postgresql+psycopg://… when several replicas share one log).
     database_url: str = "sqlite:///var/faqbot.sqlite3"
+    query_log: bool = Field(True, description="record every ask, masked, for the staff report")
+    log_salt: SecretStr | None = Field(
+        None, description="key of the hash kept for a LINE/Slack user or widget session; unset keeps no hash"
+    )
+    log_retention_days: int = Field(90, ge=1, le=3650, description="asks, feedback and picks older than this are purged")
+    log_queue_size: int = Field(10_000, ge=10, description="records waiting for the database before new ones are dropped")
+    admin_token: SecretStr | None = Field(
+        None, description="bearer token of the /admin routes; unset, they answer 404"
+    )
 
     # Channels. A channel whose secrets are unset stays off.
     cors_origins: list[str] = Field(
@@ -115,10 +134,17 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_placeholder_secrets(self) -> Settings:
-        for name in ("line_channel_secret", "line_channel_access_token", "slack_signing_secret", "slack_bot_token"):
+        for name in _SECRETS:
             value = getattr(self, name)
             if value is not None and value.get_secret_value().strip().lower() in _PLACEHOLDERS:
                 raise ValueError(f"FAQBOT_{name.upper()} is a placeholder ({value.get_secret_value()!r}); set the real value or unset it")
+        for name in ("admin_token", "log_salt"):
+            value = getattr(self, name)
+            if value is not None and len(value.get_secret_value().strip()) < _MIN_KEY_CHARS:
+                raise ValueError(
+                    f"FAQBOT_{name.upper()} must be at least {_MIN_KEY_CHARS} characters; "
+                    "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                )
         return self
 
     @model_validator(mode="after")

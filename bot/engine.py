@@ -42,6 +42,12 @@ class Engine:
     retriever: Retriever
     answerer: Answerer
 
+    @property
+    def index_built_at(self) -> str | None:
+        """When the index in use was built: logged with each ask and shown by /readyz."""
+        built_at = self.faq_index.manifest.get("built_at")
+        return None if built_at is None else str(built_at)
+
 
 def load_embedder(settings: Settings) -> Embedder:
     return SentenceTransformerEmbedder(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,9 +44,11 @@ def corpus_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def settings(model_dir: Path, corpus_copy: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
         corpus_dir=corpus_copy,
-        index_dir=tmp_path_factory.mktemp("index") / "faq",
+        # A developer may keep the session's index between runs; it is rebuilt when stale.
+        index_dir=Path(os.environ.get("FAQBOT_TEST_INDEX_DIR") or tmp_path_factory.mktemp("index") / "faq"),
         model=str(model_dir),
         log_level="WARNING",
+        database_url=f"sqlite:///{tmp_path_factory.mktemp('log') / 'faqbot.sqlite3'}",
     )
 
 

@@ -26,3 +26,17 @@ def test_suggest_threshold_cannot_exceed_answer_threshold() -> None:
 def test_channel_is_on_only_with_both_secrets() -> None:
     assert not Settings(slack_signing_secret="s3cr3t-value").slack_enabled
     assert Settings(slack_signing_secret="s3cr3t-value", slack_bot_token="xoxb-123").slack_enabled
+
+
+@pytest.mark.parametrize("name", ["admin_token", "log_salt"])
+def test_admin_token_and_log_salt_refuse_placeholders_and_short_values(name: str) -> None:
+    with pytest.raises(ValidationError, match=f"FAQBOT_{name.upper()} is a placeholder"):
+        Settings(**{name: "changeme"})
+    with pytest.raises(ValidationError, match="at least 16 characters"):
+        Settings(**{name: "short-value"})
+    assert Settings(**{name: "a-long-enough-random-value"})
+
+
+def test_log_retention_must_be_positive() -> None:
+    with pytest.raises(ValidationError):
+        Settings(log_retention_days=0)

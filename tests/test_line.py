@@ -27,6 +27,7 @@ from bot.channels import line, replies
 from bot.config import Settings
 from bot.desk import Route
 from bot.engine import Engine
+from bot.store import SqlLogStore
 
 SECRET = "line-test-channel-secret"
 TOKEN = "line-test-access-token"
@@ -67,6 +68,18 @@ def event(kind: str = "message", *, text: str | None = None, message: dict[str, 
     if message is not None:
         body["message"] = message
     return body
+
+
+def postback(data: str) -> dict[str, Any]:
+    body = event("postback")
+    body["postback"] = {"data": data}
+    return body
+
+
+def logged(client: TestClient) -> SqlLogStore:
+    assert client.app.state.query_log.flush(timeout=10)  # type: ignore[attr-defined]
+    log_store: SqlLogStore = client.app.state.query_log.store  # type: ignore[attr-defined]
+    return log_store
 
 
 def post(client: TestClient, *events: dict[str, Any], signature: str | None = "sign") -> Any:
@@ -133,16 +146,44 @@ def test_ambiguous_question_offers_quick_replies(
     stub.reset()
     with undecided_client(line_settings(settings, stub, tmp_path), engine) as strict_client:
         assert post(strict_client, event(text="セミナーのメールについて")).status_code == 200
+        (message,) = only_reply(stub)["messages"]
+        items = message["quickReply"]["items"]
+        assert 1 <= len(items) <= 3
+        (asked,) = logged(strict_client).asks_since()
+        assert asked.channel == "line" and asked.decision == "ambiguous"
+        for item in items:
+            action = item["action"]
+            assert action["type"] == "postback"
+            assert 1 <= len(action["label"]) <= 20
+            ask_id, faq_id = line.parse_pick(action["data"]) or ("", "")
+            assert ask_id == asked.ask_id and action["displayText"] == engine.corpus.entry(faq_id).question
+            assert action["displayText"] in message["text"]  # listed in full, since labels are cut
+
+        # Tapping one answers with that entry and records the pick against the ask.
+        stub.reset()
+        ask_id, faq_id = line.parse_pick(items[0]["action"]["data"]) or ("", "")
+        assert post(strict_client, postback(items[0]["action"]["data"])).status_code == 200
+        (entry_message,) = only_reply(stub)["messages"]
+        assert entry_message["text"] == engine.corpus.entry(faq_id).answer
+        assert [(p.ask_id, p.faq_id, p.channel) for p in logged(strict_client).picks_since()] == [(ask_id, faq_id, "line")]
+
+
+def test_a_question_is_logged_with_the_user_as_a_salted_hash(
+    settings: Settings, engine: Engine, stub: StubServer, tmp_path: Path
+) -> None:
+    stub.reset()
+    salted = line_settings(settings, stub, tmp_path, log_salt=SecretStr("line-test-salt-0123456789"))
+    with TestClient(create_app(salted, engine)) as salted_client:
+        post(salted_client, event(text="カスハラって何ですか　090-1234-5678"))
+        (row,) = logged(salted_client).asks_since()
+    assert row.channel == "line" and row.query == "カスハラって何ですか　〔電話番号〕"
+    assert row.user_hash and "U0123456789abcdef" not in row.user_hash
+
+
+def test_an_unknown_postback_is_ignored(client: TestClient, stub: StubServer) -> None:
+    assert post(client, postback("action=other&x=1"), postback(line.pick_data("a1", "no-such-entry"))).status_code == 200
     (message,) = only_reply(stub)["messages"]
-    items = message["quickReply"]["items"]
-    assert 1 <= len(items) <= 3
-    questions = {e.question for e in engine.corpus.entries}
-    for item in items:
-        action = item["action"]
-        assert action["type"] == "message"
-        assert 1 <= len(action["label"]) <= 20
-        assert action["text"] in questions
-        assert action["text"] in message["text"]  # listed in full, since labels are cut
+    assert message["text"] == replies.UNKNOWN_ENTRY
 
 
 def test_out_of_scope_question_gets_the_route_and_hours(client: TestClient, stub: StubServer) -> None:

@@ -28,6 +28,7 @@ from bot.api import create_app
 from bot.channels import slack_blocks
 from bot.config import Settings
 from bot.engine import Engine
+from bot.store import SqlLogStore
 
 SECRET = "slack-test-signing-secret"
 TOKEN = "xoxb-slack-test-token"
@@ -105,6 +106,12 @@ def client(settings: Settings, engine: Engine, stub: StubServer, tmp_path: Path)
     stub.reset()
     with TestClient(create_app(slack_settings(settings, stub, tmp_path), engine)) as test_client:
         yield test_client
+
+
+def logged(client: TestClient) -> SqlLogStore:
+    assert client.app.state.query_log.flush(timeout=10)  # type: ignore[attr-defined]
+    log_store: SqlLogStore = client.app.state.query_log.store  # type: ignore[attr-defined]
+    return log_store
 
 
 def one_post(stub: StubServer) -> Call:
@@ -208,7 +215,7 @@ def test_slash_command_without_a_question_explains_itself(client: TestClient, st
     assert call.body["response_type"] == "ephemeral" and "/faq" in call.body["text"]
 
 
-def click(stub: StubServer, entry_id: str, *, ephemeral: bool = False) -> dict[str, str]:
+def click(stub: StubServer, entry_id: str, *, ephemeral: bool = False, block_id: str = "b1") -> dict[str, str]:
     payload: dict[str, Any] = {
         "type": "block_actions",
         "user": {"id": "U0PERSON", "team_id": "T0STUB"},
@@ -219,7 +226,7 @@ def click(stub: StubServer, entry_id: str, *, ephemeral: bool = False) -> dict[s
         "container": {"type": "message", "message_ts": "1700000000.000200", "channel_id": "C0GENERAL",
                       "is_ephemeral": ephemeral},
         "channel": {"id": "C0GENERAL", "name": "general"},
-        "actions": [{"type": "button", "action_id": f"{slack_blocks.SUGGESTION_ACTION}_1", "block_id": "b1",
+        "actions": [{"type": "button", "action_id": f"{slack_blocks.SUGGESTION_ACTION}_1", "block_id": block_id,
                      "value": entry_id, "text": {"type": "plain_text", "text": "…"}, "action_ts": "1700000001.0"}],
     }
     if not ephemeral:
@@ -257,13 +264,38 @@ def test_ambiguous_answer_has_suggestion_buttons(
     with undecided_client(slack_settings(settings, stub, tmp_path), engine) as strict_client:
         assert send_json(strict_client, event_callback(mention("セミナーのメールについて"))).status_code == 200
         body = one_post(stub).body
-    (actions,) = [b for b in body["blocks"] if b["type"] == "actions"]
-    buttons = actions["elements"]
-    assert 1 <= len(buttons) <= 3
-    assert len({b["action_id"] for b in buttons}) == len(buttons)  # unique within the block
-    for button in buttons:
-        assert button["action_id"].startswith(slack_blocks.SUGGESTION_ACTION)
-        assert engine.corpus.entry(button["value"]).question.startswith(button["text"]["text"].rstrip("…"))
+        (actions,) = [b for b in body["blocks"] if b["type"] == "actions"]
+        buttons = actions["elements"]
+        assert 1 <= len(buttons) <= 3
+        assert len({b["action_id"] for b in buttons}) == len(buttons)  # unique within the block
+        for button in buttons:
+            assert button["action_id"].startswith(slack_blocks.SUGGESTION_ACTION)
+            assert engine.corpus.entry(button["value"]).question.startswith(button["text"]["text"].rstrip("…"))
+        (asked,) = logged(strict_client).asks_since()
+        assert asked.channel == "slack" and asked.decision == "ambiguous"
+        assert slack_blocks.ask_of_block(actions["block_id"]) == asked.ask_id
+
+        # A click on a button records the pick against the ask that offered it.
+        stub.reset()
+        picked = buttons[0]["value"]
+        assert send_form(strict_client, click(stub, picked, block_id=actions["block_id"])).status_code == 200
+        assert one_post(stub).body["text"] == engine.corpus.entry(picked).answer
+        assert [(p.ask_id, p.faq_id, p.channel) for p in logged(strict_client).picks_since()] == [
+            (asked.ask_id, picked, "slack")
+        ]
+
+
+def test_a_mention_is_logged_with_the_user_as_a_salted_hash(
+    settings: Settings, engine: Engine, stub: StubServer, tmp_path: Path
+) -> None:
+    stub.reset()
+    salted = slack_settings(settings, stub, tmp_path, log_salt=SecretStr("slack-test-salt-0123456789"))
+    with TestClient(create_app(salted, engine)) as salted_client:
+        send_json(salted_client, event_callback(mention("カスハラって何ですか")))
+        one_post(stub)
+        (row,) = logged(salted_client).asks_since()
+    assert row.channel == "slack" and row.faq_id == "general-definition" and row.query == "カスハラって何ですか"
+    assert row.user_hash and "U0PERSON" not in row.user_hash
 
 
 def test_channel_off_without_secrets(settings: Settings, engine: Engine, tmp_path: Path) -> None:

@@ -11,36 +11,37 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from bot.api.errors import install_error_handlers
-from bot.api.routes import ask, entry, feedback, health
+from bot.api.routes import admin, ask, entry, feedback, health
 from bot.channels import install_channels
 from bot.config import Settings
 from bot.engine import Engine, load_engine
 from bot.errors import FaqbotError
-from bot.store import FeedbackStore, open_store
+from bot.querylog import open_query_log
+from bot.store import LogStore
 
 log = logging.getLogger(__name__)
 
 
-def create_app(
-    settings: Settings | None = None, engine: Engine | None = None, store: FeedbackStore | None = None
-) -> FastAPI:
+def create_app(settings: Settings | None = None, engine: Engine | None = None, store: LogStore | None = None) -> FastAPI:
     """Build the app. Without an engine, the lifespan loads one from settings in the
     background, so /healthz answers at once and /readyz says 503 until it is ready.
-    Without a store, feedback goes to settings.database_url (closed at shutdown)."""
+    Without a store, the query log and feedback go to settings.database_url. The log's
+    writer runs while the app does; shutdown flushes it."""
     settings = settings or Settings()
-    owns_store = store is None
-    feedback_store = store or open_store(settings.database_url)
+    query_log = open_query_log(settings, store)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = None
         if app.state.engine is None:
             task = asyncio.create_task(_load(app, settings))
+        query_log.start()
         yield
         if task is not None and not task.done():
             task.cancel()
-        if owns_store:
-            feedback_store.close()
+        await asyncio.to_thread(query_log.close)
+        if store is None:
+            query_log.store.close()
 
     app = FastAPI(
         title="faqbot",
@@ -51,7 +52,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.load_error = None
-    app.state.store = feedback_store
+    app.state.query_log = query_log
     if settings.cors_origins:
         # Only the listed sites may call the API from a browser (the web widget).
         app.add_middleware(
@@ -66,6 +67,7 @@ def create_app(
     app.include_router(entry.router)
     app.include_router(feedback.router)
     app.include_router(health.router)
+    app.include_router(admin.router)
     app.state.channels = install_channels(app, settings)
     return app
 

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from bot.api.errors import ApiError
 from bot.config import Settings
 from bot.engine import Engine
+from bot.querylog import QueryLog
 
 
 def get_settings(request: Request) -> Settings:
@@ -23,5 +24,11 @@ def get_engine(request: Request) -> Engine:
     return engine
 
 
+def get_query_log(request: Request) -> QueryLog:
+    query_log: QueryLog = request.app.state.query_log
+    return query_log
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
+QueryLogDep = Annotated[QueryLog, Depends(get_query_log)]

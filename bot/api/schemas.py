@@ -58,3 +58,6 @@ class Readiness(BaseModel):
     model: str | None = None
     index_built_at: str | None = None
     channels: dict[str, bool] = {}
+    query_log: dict[str, int] = Field(
+        default_factory=dict, description="records written, failed write attempts, dropped, waiting, purged"
+    )

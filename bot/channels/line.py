@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 from typing import Any
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -21,21 +22,22 @@ from linebot.v3.messaging import (
     ApiException,
     Configuration,
     Message,
-    MessageAction,
     MessagingApi,
+    PostbackAction,
     QuickReply,
     QuickReplyItem,
     ReplyMessageRequest,
     TextMessage,
 )
 from linebot.v3.webhook import SignatureValidator
-from linebot.v3.webhooks import Event, FollowEvent, MessageEvent, TextMessageContent
+from linebot.v3.webhooks import Event, FollowEvent, MessageEvent, PostbackEvent, TextMessageContent
 
 from bot.answer import Reply, Suggestion
 from bot.channels import replies
 from bot.channels.dedupe import MemorySeenIds, SeenIds
 from bot.config import Settings
 from bot.engine import Engine
+from bot.querylog import QueryLog
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +49,32 @@ ACTION_TEXT_LIMIT = 300
 REPLY_TIMEOUT_SECONDS = 10.0
 
 
-def quick_reply(suggestions: list[Suggestion]) -> QuickReply | None:
-    """Suggestion buttons; tapping one sends that entry's question as the next message."""
+POSTBACK_DATA_LIMIT = 300
+PICK = "pick"
+
+
+def pick_data(ask_id: str, faq_id: str) -> str:
+    """The postback a suggestion button sends: which ask offered it and which entry it is."""
+    return urlencode({"action": PICK, "ask": ask_id, "faq": faq_id})[:POSTBACK_DATA_LIMIT]
+
+
+def parse_pick(data: str) -> tuple[str, str] | None:
+    """(ask_id, faq_id) of a suggestion button's postback, else None."""
+    fields = {k: v[0] for k, v in parse_qs(data).items()}
+    if fields.get("action") != PICK or not fields.get("ask") or not fields.get("faq"):
+        return None
+    return fields["ask"], fields["faq"]
+
+
+def quick_reply(ask_id: str, suggestions: list[Suggestion]) -> QuickReply | None:
+    """Suggestion buttons; tapping one shows that entry's question as the person's message
+    and sends a postback, so the pick is tied to the ask that offered it."""
     items = [
         QuickReplyItem(
-            action=MessageAction(
-                label=replies.clip(s.question, LABEL_LIMIT), text=replies.clip(s.question, ACTION_TEXT_LIMIT)
+            action=PostbackAction(
+                label=replies.clip(s.question, LABEL_LIMIT),
+                data=pick_data(ask_id, s.id),
+                display_text=replies.clip(s.question, ACTION_TEXT_LIMIT),
             )
         )
         for s in suggestions[:QUICK_REPLY_ITEMS]
@@ -70,7 +92,7 @@ def reply_messages(reply: Reply) -> list[Message]:
     if not reply.answered and reply.suggestions:
         listed = "\n".join(f"・{s.question}" for s in reply.suggestions)
         text = f"{text}\n\n{replies.SUGGESTIONS_HEADER}\n{listed}"
-    return [TextMessage(text=replies.clip(text, TEXT_LIMIT), quick_reply=quick_reply(reply.suggestions))]
+    return [TextMessage(text=replies.clip(text, TEXT_LIMIT), quick_reply=quick_reply(reply.ask_id, reply.suggestions))]
 
 
 def text_message(text: str) -> list[Message]:
@@ -110,7 +132,7 @@ class LineChannel:
             return None
         return text if self.validator.validate(text, signature) else None
 
-    async def handle(self, raw_event: dict[str, Any], engine: Engine | None) -> None:
+    async def handle(self, raw_event: dict[str, Any], engine: Engine | None, query_log: QueryLog | None = None) -> None:
         """Answer one event; never raises (one bad event must not cost the others their reply).
 
         The envelope (mode, id, reply token) is read from the raw event so that even an
@@ -124,14 +146,16 @@ class LineChannel:
             if isinstance(event_id, str) and not self.seen.first_time(event_id):
                 log.info("LINE event %s already answered (redelivery)", event_id)
                 return
-            messages = await self.messages_for(raw_event, engine)
+            messages = await self.messages_for(raw_event, engine, query_log)
             reply_token = raw_event.get("replyToken")
             if messages and isinstance(reply_token, str):
                 await self.reply(reply_token, messages)
         except Exception:
             log.exception("LINE event %s could not be answered", event_id)
 
-    async def messages_for(self, raw_event: dict[str, Any], engine: Engine | None) -> list[Message] | None:
+    async def messages_for(
+        self, raw_event: dict[str, Any], engine: Engine | None, query_log: QueryLog | None = None
+    ) -> list[Message] | None:
         kind = raw_event.get("type")
         try:
             event: Event | None = Event.from_dict(raw_event)
@@ -142,11 +166,31 @@ class LineChannel:
             text = message_text(event, raw_event)
             if text is None:
                 return text_message(replies.NOT_TEXT)
-            result = await replies.ask_engine(engine, text)
+            user = (raw_event.get("source") or {}).get("userId")
+            result = await replies.ask_engine(engine, text, query_log=query_log, channel="line", user=user)
             return text_message(result) if isinstance(result, str) else reply_messages(result)
+        if isinstance(event, PostbackEvent):
+            return self.picked(parse_pick(event.postback.data), engine, query_log)
         if isinstance(event, FollowEvent) or (event is None and kind == "follow"):
             return text_message(replies.GREETING)
-        return None  # unfollow, join, postback, …: nothing to say
+        return None  # unfollow, join, other postbacks, …: nothing to say
+
+    def picked(
+        self, pick: tuple[str, str] | None, engine: Engine | None, query_log: QueryLog | None
+    ) -> list[Message] | None:
+        """The entry a person picked from the suggestions, the pick recorded against its ask."""
+        if pick is None:
+            return None
+        if engine is None:
+            return text_message(replies.NOT_READY)
+        ask_id, faq_id = pick
+        try:
+            entry = engine.corpus.entry(faq_id)
+        except KeyError:  # an old button after the corpus changed
+            return text_message(replies.UNKNOWN_ENTRY)
+        if query_log is not None:
+            query_log.record_pick(ask_id, faq_id, "line")
+        return text_message(entry.answer)
 
     async def reply(self, reply_token: str, messages: list[Message]) -> None:
         request = ReplyMessageRequest(reply_token=reply_token, messages=messages)
@@ -182,7 +226,8 @@ def router(settings: Settings, seen: SeenIds | None = None) -> APIRouter:
         except (ValueError, KeyError, TypeError) as exc:
             return _bad_request("invalid_request", f"not a LINE webhook body: {exc}")
         engine: Engine | None = request.app.state.engine
-        await asyncio.gather(*(channel.handle(e, engine) for e in events if isinstance(e, dict)))
+        query_log: QueryLog = request.app.state.query_log
+        await asyncio.gather(*(channel.handle(e, engine, query_log) for e in events if isinstance(e, dict)))
         return JSONResponse({})
 
     return api_router

@@ -12,6 +12,7 @@ import logging
 
 from bot.answer import Reply
 from bot.engine import Engine
+from bot.querylog import QueryLog, ask_recorded
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,11 @@ def reply_text(reply: Reply) -> str:
     return reply.answer
 
 
-async def ask_engine(engine: Engine | None, query: str) -> Reply | str:
-    """Ask the engine off the event loop; a polite message instead of a Reply when it cannot.
+async def ask_engine(
+    engine: Engine | None, query: str, *, query_log: QueryLog | None, channel: str, user: str | None = None
+) -> Reply | str:
+    """Ask the engine off the event loop and log the ask; a polite message instead of a
+    Reply when it cannot.
 
     Embedding is CPU-bound (tens of milliseconds), so it runs in a worker thread and
     the loop stays free to acknowledge other webhooks in time.
@@ -66,7 +70,7 @@ async def ask_engine(engine: Engine | None, query: str) -> Reply | str:
     if problem is not None:
         return problem
     try:
-        return await asyncio.to_thread(engine.answerer.ask, query.strip())
+        return await asyncio.to_thread(ask_recorded, engine, query_log, query.strip(), channel=channel, user=user)
     except Exception:  # a channel must always say something, never fail the webhook
         log.exception("answering a chat message failed")
         return FAILED

@@ -23,15 +23,24 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.channels import replies
 from bot.channels.dedupe import MemorySeenIds, SeenIds
-from bot.channels.slack_blocks import SUGGESTION_ACTION, Block, entry_blocks, notice_blocks, reply_blocks
+from bot.channels.slack_blocks import (
+    SUGGESTION_ACTION,
+    Block,
+    ask_of_block,
+    entry_blocks,
+    notice_blocks,
+    reply_blocks,
+)
 from bot.config import Settings
 from bot.engine import Engine
+from bot.querylog import QueryLog
 
 log = logging.getLogger(__name__)
 
 COMMAND = "/faq"
 SLASH_USAGE = "「/faq ご質問」の形でお送りください。例：/faq カスハラって何ですか"
 ENGINE_KEY = "faq_engine"  # where each request's engine is put in Bolt's context
+QUERY_LOG_KEY = "faq_query_log"
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 
 
@@ -40,15 +49,16 @@ def query_of(text: str) -> str:
     return html.unescape(_MENTION.sub(" ", text)).strip()
 
 
-async def answer(context: AsyncBoltContext, text: str) -> tuple[str, list[Block]]:
+async def answer(context: AsyncBoltContext, text: str, user: str | None) -> tuple[str, list[Block]]:
     """(text, blocks) answering the text, or a polite notice when it cannot be answered."""
     engine: Engine | None = context.get(ENGINE_KEY)
-    result = await replies.ask_engine(engine, query_of(text))
+    query_log: QueryLog | None = context.get(QUERY_LOG_KEY)
+    result = await replies.ask_engine(engine, query_of(text), query_log=query_log, channel="slack", user=user)
     return notice_blocks(result) if isinstance(result, str) else reply_blocks(result)
 
 
 async def post_in_thread(client: AsyncWebClient, event: dict[str, Any], context: AsyncBoltContext) -> None:
-    text, blocks = await answer(context, event.get("text") or "")
+    text, blocks = await answer(context, event.get("text") or "", event.get("user"))
     await client.chat_postMessage(
         channel=event["channel"], thread_ts=event.get("thread_ts") or event["ts"], text=text, blocks=blocks
     )
@@ -93,7 +103,7 @@ def build_bolt_app(settings: Settings, seen: SeenIds) -> AsyncApp:
     ) -> None:
         await ack()
         question = command.get("text") or ""
-        text, blocks = notice_blocks(SLASH_USAGE) if not question.strip() else await answer(context, question)
+        text, blocks = notice_blocks(SLASH_USAGE) if not question.strip() else await answer(context, question, command.get("user_id"))
         await respond(text=text, blocks=blocks, response_type="ephemeral")
 
     @app.action(re.compile(rf"^{SUGGESTION_ACTION}"))
@@ -110,10 +120,16 @@ def build_bolt_app(settings: Settings, seen: SeenIds) -> AsyncApp:
         if engine is None:
             text, blocks = notice_blocks(replies.NOT_READY)
         else:
+            faq_id = str(action.get("value"))
             try:
-                text, blocks = entry_blocks(engine.corpus.entry(str(action.get("value"))))
+                text, blocks = entry_blocks(engine.corpus.entry(faq_id))
             except KeyError:  # an old button after the corpus changed
                 text, blocks = notice_blocks(replies.UNKNOWN_ENTRY)
+            else:
+                ask_id = ask_of_block(action.get("block_id"))
+                query_log: QueryLog | None = context.get(QUERY_LOG_KEY)
+                if ask_id and query_log is not None:
+                    query_log.record_pick(ask_id, faq_id, "slack")
         message = body.get("message")
         container = body.get("container") or {}
         if message is None or container.get("is_ephemeral"):
@@ -136,7 +152,8 @@ def router(settings: Settings, seen: SeenIds | None = None) -> APIRouter:
     @api_router.post("/slack/events")
     async def slack_events(request: Request) -> Response:
         """Receive Slack events, button clicks and the /faq command (signed by Slack)."""
-        return await handler.handle(request, {ENGINE_KEY: request.app.state.engine})
+        state = request.app.state
+        return await handler.handle(request, {ENGINE_KEY: state.engine, QUERY_LOG_KEY: state.query_log})
 
     return api_router
 

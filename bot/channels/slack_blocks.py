@@ -38,7 +38,17 @@ def _context(text: str) -> Block:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": escape(text)}]}
 
 
-def _buttons(label: str, suggestions: list[Suggestion]) -> list[Block]:
+ASK_BLOCK_PREFIX = "ask:"  # the suggestion buttons' block_id names the ask that offered them
+
+
+def ask_of_block(block_id: object) -> str | None:
+    """The ask_id a suggestion button's block was made for, else None (older buttons)."""
+    if isinstance(block_id, str) and block_id.startswith(ASK_BLOCK_PREFIX):
+        return block_id[len(ASK_BLOCK_PREFIX) :] or None
+    return None
+
+
+def _buttons(label: str, suggestions: list[Suggestion], ask_id: str) -> list[Block]:
     if not suggestions:
         return []
     buttons = [
@@ -50,7 +60,7 @@ def _buttons(label: str, suggestions: list[Suggestion]) -> list[Block]:
         }
         for i, s in enumerate(suggestions[:BUTTONS_PER_BLOCK])
     ]
-    return [_context(label), {"type": "actions", "elements": buttons}]
+    return [_context(label), {"type": "actions", "block_id": f"{ASK_BLOCK_PREFIX}{ask_id}", "elements": buttons}]
 
 
 def _meta(category: str | None, confidence: float | None) -> str:
@@ -70,7 +80,7 @@ def reply_blocks(reply: Reply) -> tuple[str, list[Block]]:
         blocks.append(_context(f"Q. {reply.faq.question}"))
     blocks.extend(_sections(text))
     blocks.append(_context(_meta(reply.faq.category if reply.faq else None, reply.confidence)))
-    blocks.extend(_buttons(SUGGESTIONS_LABEL if reply.answered else AMBIGUOUS_LABEL, reply.suggestions))
+    blocks.extend(_buttons(SUGGESTIONS_LABEL if reply.answered else AMBIGUOUS_LABEL, reply.suggestions, reply.ask_id))
     return replies.clip(text, MESSAGE_TEXT_LIMIT), blocks
 
 

@@ -8,9 +8,10 @@ from typing import Any
 from fastapi import APIRouter
 
 from bot.answer import Reply
-from bot.api.deps import EngineDep, SettingsDep
+from bot.api.deps import EngineDep, QueryLogDep, SettingsDep
 from bot.api.errors import ApiError
 from bot.api.schemas import AskRequest, ErrorResponse, FaqEntryOut, FaqList, FieldProblem
+from bot.querylog import ask_recorded
 
 router = APIRouter(prefix="/v1", tags=["faq"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -32,11 +33,11 @@ def validate_query(query: str, max_chars: int) -> str:
 
 
 @router.post("/ask", response_model=Reply, responses=_ERRORS)
-async def ask(body: AskRequest, engine: EngineDep, settings: SettingsDep) -> Reply:
+async def ask(body: AskRequest, engine: EngineDep, settings: SettingsDep, query_log: QueryLogDep) -> Reply:
     """Answer a question with the best FAQ entry and a confidence, or route to the desk."""
     query = validate_query(body.query, settings.max_query_chars)
     # Embedding is CPU-bound; keep the event loop free for other requests.
-    return await asyncio.to_thread(engine.answerer.ask, query)
+    return await asyncio.to_thread(ask_recorded, engine, query_log, query, channel=body.channel, user=body.session_id)
 
 
 @router.get("/faq", response_model=FaqList, responses=_ERRORS)

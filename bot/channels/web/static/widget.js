@@ -475,6 +475,8 @@
   function showEntry(suggestion, askId) {
     if (busy) return;
     addUserMessage(TEXT.picked, suggestion.question);
+    // Which suggestion helped is what the desk learns from; the entry shows either way.
+    request("v1/pick", { ask_id: askId, faq_id: suggestion.id, channel: "web" }).catch(function () {});
     exchange(function () {
       return request("v1/faq/" + encodeURIComponent(suggestion.id)).then(function (entry) {
         return {
