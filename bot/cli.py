@@ -112,6 +112,75 @@ def serve() -> None:
     uvicorn.run(create_app(settings, engine), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
 
 
+@app.command("purge-logs")
+def purge_logs(
+    days: Annotated[
+        int | None, typer.Option(min=1, help="keep this many days (default FAQBOT_LOG_RETENTION_DAYS)")
+    ] = None,
+) -> None:
+    """Delete logged asks, feedback and picks older than the retention period.
+
+    The service also does this by itself once a day. Example: python -m bot purge-logs --days 30
+    """
+    import datetime as dt
+
+    from bot.store import now_tokyo, open_store
+
+    settings = _settings()
+    keep = days or settings.log_retention_days
+    store = open_store(settings.database_url)
+    try:
+        deleted = store.purge(now_tokyo() - dt.timedelta(days=keep))
+    finally:
+        store.close()
+    typer.echo(f"deleted {deleted} rows older than {keep} days")
+
+
+@app.command()
+def report(
+    since: Annotated[str, typer.Option(help="how far back: 7d, 24h, 2w; 'all' for everything")] = "7d",
+    format: Annotated[str, typer.Option("--format", help="md, csv or html")] = "md",
+    output: Annotated[Path | None, typer.Option(help="write to this file instead of the terminal")] = None,
+    suggest_alternates: Annotated[
+        Path | None,
+        typer.Option(help="also write the suggested alternates as a YAML snippet to review for corpus/faq.yaml"),
+    ] = None,
+) -> None:
+    """The staff report: unanswered queries grouped, suggested alternates, per-entry votes, daily shares.
+
+    Examples:
+      python -m bot report --since 7d
+      python -m bot report --since 30d --format html --output report.html
+      python -m bot report --suggest-alternates alternates.yaml
+    """
+    from bot import report as staff_report
+    from bot.engine import load_engine
+    from bot.store import now_tokyo, open_store
+
+    if format not in staff_report.RENDERERS:
+        raise FaqbotError(f"--format must be one of {', '.join(staff_report.RENDERERS)}, not {format!r}")
+    try:
+        start = None if since == "all" else now_tokyo() - staff_report.parse_since(since)
+    except ValueError as exc:
+        raise FaqbotError(f"--since: {exc}") from None
+    settings = _settings()
+    engine = load_engine(settings)  # the service's own model groups near-duplicate queries
+    store = open_store(settings.database_url)
+    try:
+        built = staff_report.build_report(store, engine.embedder, engine.corpus, staff_report.ReportOptions(since=start))
+    finally:
+        store.close()
+    text = staff_report.RENDERERS[format](built)
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote the {format} report to {output}")
+    if suggest_alternates is not None:
+        suggest_alternates.write_text(staff_report.suggested_alternates_yaml(built), encoding="utf-8")
+        typer.echo(f"wrote suggested alternates to {suggest_alternates}: review them, then paste into corpus/faq.yaml")
+
+
 @app.command("eval")
 def eval_cmd(
     split: Annotated[
