@@ -9,6 +9,7 @@ Asia/Tokyo; SQLite keeps them without an offset, so they are read back as Tokyo 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,13 +155,17 @@ class SqlLogStore:
         self.url = url
         self._engine: DbEngine = _create_engine(url)
         self._ready = False
+        self._schema_lock = threading.Lock()
 
     def _db(self) -> DbEngine:
         if not self._ready:
-            if self._engine.url.get_backend_name() == "sqlite" and self._engine.url.database not in (None, "", ":memory:"):
-                Path(str(self._engine.url.database)).parent.mkdir(parents=True, exist_ok=True)
-            metadata.create_all(self._engine)
-            self._ready = True
+            with self._schema_lock:  # the writer thread and a request may both be first
+                if not self._ready:
+                    url = self._engine.url
+                    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+                        Path(str(url.database)).parent.mkdir(parents=True, exist_ok=True)
+                    metadata.create_all(self._engine)
+                    self._ready = True
         return self._engine
 
     def write(self, records: Sequence[LogRecord]) -> None:

@@ -154,3 +154,26 @@ def test_a_password_in_the_url_is_not_repeated_in_errors() -> None:
     with pytest.raises(StoreError) as raised:
         open_store("postgresql+nosuchdriver://faqbot:hunter2-secret@db/faqbot")
     assert "hunter2-secret" not in str(raised.value)
+
+
+def test_the_first_uses_from_two_threads_create_the_schema_once(tmp_path: Path) -> None:
+    """The writer thread's first purge and a request's first read race at start-up."""
+    for attempt in range(5):
+        store = open_store(f"sqlite:///{tmp_path / f'race{attempt}.sqlite3'}")
+        errors: list[BaseException] = []
+        barrier = threading.Barrier(4)
+
+        def first_use() -> None:
+            barrier.wait()
+            try:
+                store.ask_exists("x")
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        threads = [threading.Thread(target=first_use) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        store.close()
+        assert errors == []
