@@ -115,7 +115,7 @@ class QueryLog:
         index_built_at: str | None,
         user: str | None = None,
     ) -> None:
-        self._remember(reply.ask_id)
+        self.remember(reply.ask_id)
         if not self.record_asks:
             return
         masked = mask(query)
@@ -154,7 +154,8 @@ class QueryLog:
                 return True
         return self.record_asks and self.store.ask_exists(ask_id)
 
-    def _remember(self, ask_id: str) -> None:
+    def remember(self, ask_id: str) -> None:
+        """Know this ask for feedback at once, before its record is even queued."""
         with self._recent_lock:
             self._recent[ask_id] = None
             if len(self._recent) > RECENT_ASK_IDS:
@@ -271,20 +272,22 @@ class QueryLog:
         return deleted
 
 
+def timed_answer(engine: Engine, query: str) -> tuple[Reply, float]:
+    """The reply and how long it took, in milliseconds."""
+    started = time.perf_counter()
+    reply = engine.answerer.ask(query)
+    return reply, (time.perf_counter() - started) * 1000
+
+
 def ask_recorded(
     engine: Engine, query_log: QueryLog | None, query: str, *, channel: str, user: str | None = None
 ) -> Reply:
-    """Answer a query and log it: the one path every channel takes, so each ask is logged alike."""
-    started = time.perf_counter()
-    reply = engine.answerer.ask(query)
+    """Answer a query and log it, for the chat channels (the HTTP route logs after its
+    response is sent, see bot.api.routes.ask)."""
+    reply, latency_ms = timed_answer(engine, query)
     if query_log is not None:
         query_log.record_ask(
-            reply,
-            query=query,
-            channel=channel,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            index_built_at=engine.index_built_at,
-            user=user,
+            reply, query=query, channel=channel, latency_ms=latency_ms, index_built_at=engine.index_built_at, user=user
         )
     return reply
 

@@ -88,11 +88,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=300, help="requests to each service (default 300)")
     parser.add_argument("--warmup", type=int, default=20, help="unmeasured requests to each first (default 20)")
+    parser.add_argument(
+        "--control", action="store_true", help="both services with the log off: the difference is then the noise floor"
+    )
     args = parser.parse_args()
     texts = questions()
     timings: dict[str, list[float]] = {"on": [], "off": []}
     with tempfile.TemporaryDirectory() as tmp:
-        with service(True, Path(tmp) / "on.sqlite3") as on, service(False, Path(tmp) / "off.sqlite3") as off:
+        with service(not args.control, Path(tmp) / "on.sqlite3") as on, service(False, Path(tmp) / "off.sqlite3") as off:
             bases = {"on": on, "off": off}
             with httpx.Client(timeout=30) as client:
                 for i in range(args.warmup + args.requests):

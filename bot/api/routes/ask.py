@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, BackgroundTasks
 
 from bot.answer import Reply
 from bot.api.deps import EngineDep, QueryLogDep, SettingsDep
 from bot.api.errors import ApiError
 from bot.api.schemas import AskRequest, ErrorResponse, FaqEntryOut, FaqList, FieldProblem
-from bot.querylog import ask_recorded
+from bot.querylog import timed_answer
 
 router = APIRouter(prefix="/v1", tags=["faq"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -33,11 +33,26 @@ def validate_query(query: str, max_chars: int) -> str:
 
 
 @router.post("/ask", response_model=Reply, responses=_ERRORS)
-async def ask(body: AskRequest, engine: EngineDep, settings: SettingsDep, query_log: QueryLogDep) -> Reply:
+async def ask(
+    body: AskRequest, engine: EngineDep, settings: SettingsDep, query_log: QueryLogDep, background: BackgroundTasks
+) -> Reply:
     """Answer a question with the best FAQ entry and a confidence, or route to the desk."""
     query = validate_query(body.query, settings.max_query_chars)
     # Embedding is CPU-bound; keep the event loop free for other requests.
-    return await asyncio.to_thread(ask_recorded, engine, query_log, query, channel=body.channel, user=body.session_id)
+    reply, latency_ms = await asyncio.to_thread(timed_answer, engine, query)
+    # Logged once the response is out, so masking and the writer never delay it; feedback
+    # may come back before the record is queued, so the ask is known at once.
+    query_log.remember(reply.ask_id)
+    background.add_task(
+        query_log.record_ask,
+        reply,
+        query=query,
+        channel=body.channel,
+        latency_ms=latency_ms,
+        index_built_at=engine.index_built_at,
+        user=body.session_id,
+    )
+    return reply
 
 
 @router.get("/faq", response_model=FaqList, responses=_ERRORS)
