@@ -178,7 +178,7 @@ def chart_svg(report: Report) -> str:
     """The daily shares of answered / ambiguous / fallback as an inline SVG element.
     Labels are English so the default font has every glyph; text is drawn as paths, so
     the page needs no font."""
-    from matplotlib.dates import DateFormatter, date2num
+    from matplotlib.dates import DateFormatter, DayLocator, date2num
     from matplotlib.figure import Figure
     from matplotlib.ticker import PercentFormatter
 
@@ -192,6 +192,10 @@ def chart_svg(report: Report) -> str:
         ax.text(0.5, 0.5, "no asks in this period", ha="center", va="center", transform=ax.transAxes)
     ax.set_ylim(0, 1)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    if days:
+        # Whole days only, at most about eight ticks, and room around a single day.
+        ax.set_xlim(days[0] - 0.5, days[-1] + 0.5)
+        ax.xaxis.set_major_locator(DayLocator(interval=max(1, round(days[-1] - days[0]) // 7)))
     ax.xaxis.set_major_formatter(DateFormatter("%m-%d"))
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", fontsize="small", ncols=3)
