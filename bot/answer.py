@@ -17,19 +17,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from bot.corpus import Entry
 from bot.desk import Desk, Route
+from bot.language import detect_language
+from bot.privacy import mask
 from bot.retrieve import Candidate, Retriever
+from bot.triage import SMALLTALK_MAX_CHARS, SafetyMessage, Triage, Urgency
 
-Decision = Literal["answered", "ambiguous", "fallback"]
+Decision = Literal["answered", "ambiguous", "fallback", "smalltalk", "urgent"]
 
 AMBIGUOUS_MESSAGE = (
     "ご質問にぴったり合う回答が見つかりませんでした。"
     "次のご質問のいずれかに近いでしょうか。該当しない場合は、窓口へご相談ください。"
 )
 FALLBACK_MESSAGE = "申し訳ありません。このご質問には、こちらのよくあるご質問ではお答えできません。"
+PERSONAL_DATA_NOTICE = (
+    "お名前・電話番号・メールアドレス・住所などの個人情報は、こちらには書き込まないでください。"
+    "詳しいご相談は相談フォームからお寄せください。"
+)
+EMERGENCY_HOURS = "24時間365日"
 
 
 class FaqRef(BaseModel):
@@ -53,6 +61,8 @@ class Reply(BaseModel):
     confidence: float
     suggestions: list[Suggestion]
     route: Route | None
+    notice: str | None = Field(None, description="a request not to send personal data here, when the message held some")
+    language: str = Field("ja", description="the message's language, BCP 47")
 
 
 @dataclass(frozen=True)
@@ -109,22 +119,107 @@ def decide(confidences: Sequence[float], policy: DecisionPolicy) -> Decision:
 
 
 class Answerer:
-    """The whole query path: rank, calibrate, decide, and build the reply."""
+    """The whole query path: triage, rank, calibrate, decide, and build the reply."""
 
-    def __init__(self, retriever: Retriever, desk: Desk, calibration: Calibration, policy: DecisionPolicy) -> None:
+    def __init__(
+        self,
+        retriever: Retriever,
+        desk: Desk,
+        calibration: Calibration,
+        policy: DecisionPolicy,
+        triage: Triage | None = None,
+        smalltalk_similarity: float = 1.0,
+        other_languages: Calibration | None = None,
+    ) -> None:
         self.retriever = retriever
         self.desk = desk
         self.calibration = calibration
         self.policy = policy
+        self.triage = triage
+        self.smalltalk_similarity = smalltalk_similarity
+        self.other_languages = other_languages or calibration
+
+    def calibration_for(self, language: str) -> Calibration:
+        """Japanese, romaji included, shares words with the FAQ; other languages only meaning."""
+        return self.calibration if language == "ja" else self.other_languages
 
     def ask(self, query: str, now: dt.datetime | None = None) -> Reply:
-        candidates = self.retriever.rank(query)
-        return self.reply(candidates, now)
+        language = detect_language(query)
+        notice = PERSONAL_DATA_NOTICE if mask(query).kinds else None
+        if self.triage is None:
+            return self.reply(self.retriever.rank(query), now).model_copy(update={"language": language})
+        to_rank, intent = self.triage.smalltalk.split(query)
+        if intent is not None:
+            return self._smalltalk(intent, language, notice)
+        ranking = self.retriever.ranking(to_rank)
+        vectors = (ranking.base_vectors if ranking.base_vectors is not None else ranking.vectors)[:1]
+        urgency = self.triage.safety.assess(query, vectors)
+        if urgency is not None:
+            return self._urgent(urgency, language, notice, now)
+        reply = self.reply(ranking.candidates, now, self.calibration_for(language))
+        if reply.decision != "answered" and len(query.strip()) <= SMALLTALK_MAX_CHARS:
+            nearest, similarity = self.triage.smalltalk.nearest(vectors)
+            if similarity >= self.smalltalk_similarity:
+                return self._smalltalk(nearest, language, notice)
+        note = self.triage.languages.note(language)
+        answer = f"{note}\n{reply.answer}" if note else reply.answer
+        return reply.model_copy(update={"answer": answer, "notice": notice, "language": language})
 
-    def reply(self, candidates: Sequence[Candidate], now: dt.datetime | None = None) -> Reply:
+    def _smalltalk(self, intent: int, language: str, notice: str | None) -> Reply:
+        assert self.triage is not None
+        return Reply(
+            ask_id=uuid.uuid4().hex,
+            answered=False,
+            decision="smalltalk",
+            answer=self.triage.smalltalk.reply(intent, language),
+            faq=None,
+            confidence=0.0,
+            suggestions=[],
+            route=None,
+            notice=notice,
+            language=language,
+        )
+
+    def _urgent(self, urgency: Urgency, language: str, notice: str | None, now: dt.datetime | None) -> Reply:
+        """Emergency numbers first, then how to reach the desk once safe."""
+        assert self.triage is not None
+        safety = self.triage.safety.file
+        chosen: SafetyMessage = safety.emergency if urgency == "urgent" else safety.crisis
+        numbers = "\n".join(f"・{n.name}：{n.number}" for n in chosen.numbers)
+        desk = self.desk.route(now)
+        lines = [chosen.message_en] if language != "ja" else []
+        lines += [chosen.message, numbers]
+        if chosen.later:
+            lines.append(chosen.later)
+        lines.append(desk.message)
+        message = "\n".join(lines)
+        route = Route(
+            kind="emergency",
+            message=message,
+            form_url=desk.form_url,
+            phone=chosen.numbers[0].number,
+            hours=EMERGENCY_HOURS,
+            open_now=True,
+        )
+        return Reply(
+            ask_id=uuid.uuid4().hex,
+            answered=False,
+            decision="urgent",
+            answer=message,
+            faq=None,
+            confidence=0.0,
+            suggestions=[],
+            route=route,
+            notice=notice,
+            language=language,
+        )
+
+    def reply(
+        self, candidates: Sequence[Candidate], now: dt.datetime | None = None, calibration: Calibration | None = None
+    ) -> Reply:
         # Only the top entry and the possible suggestions need a confidence.
         candidates = candidates[: self.policy.max_suggestions + 2]
-        confidences = candidate_confidences(candidates, self.calibration)
+        confidences = candidate_confidences(candidates, calibration or self.calibration)
         decision = decide(confidences, self.policy)
         top_conf = round(confidences[0], 4) if confidences else 0.0
         start = 1 if decision == "answered" else 0

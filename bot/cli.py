@@ -227,6 +227,31 @@ def eval_cmd(
             typer.echo(line)
 
 
+@app.command("eval-reach")
+def eval_reach_cmd(
+    split: Annotated[str, typer.Option(help="which half of corpus/eval_reach.yaml: test (held out), tune or all")] = "test",
+    style: Annotated[str | None, typer.Option(help="only this style (english, romaji, urgent, …)")] = None,
+) -> None:
+    """Languages, scripts, styles, small talk and safety: every message through the whole path.
+
+    Example: python -m bot eval-reach --split test
+    """
+    from bot.engine import load_engine
+    from bot.evaluate_reach import load_reach_set, report_lines, run_reach
+
+    if split not in ("test", "tune", "all"):
+        raise FaqbotError(f"--split must be test, tune or all, not {split!r}")
+    settings = _settings()
+    engine = load_engine(settings)
+    items = [
+        i
+        for i in load_reach_set(settings.corpus_dir, engine.corpus)
+        if split in ("all", i.split) and (style is None or i.style == style)
+    ]
+    for line in report_lines(run_reach(engine.answerer, items), f"eval_reach.yaml ({split})"):
+        typer.echo(line)
+
+
 @app.command("eval-retrieval")
 def eval_retrieval_cmd(
     corpus: Annotated[Path, typer.Option(help="corpus.json: id -> {question, answer} or 'Question: …\\nAnswer: …'")],

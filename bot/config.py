@@ -84,9 +84,37 @@ class Settings(BaseSettings):
         "similarity to a known unanswered question",
     )
     calibration_bias: float = -6.922
+    # Messages in other languages share no words with the Japanese FAQ, so their confidence
+    # is a model of the dense features only (score, margin, question similarity, similarity
+    # to an unanswered question), fitted by scripts/tune_language_calibration.py.
+    calibration_weights_other_languages: list[float] = Field(
+        [0.335, 0.05, 13.342, 0.0, 0.0, -12.531],
+        min_length=6,
+        max_length=6,
+        description="the same six weights for messages not in Japanese; the lexical ones stay 0",
+    )
+    calibration_bias_other_languages: float = -1.678
     answer_threshold: float = Field(0.53, ge=0.0, le=1.0)
     suggest_threshold: float = Field(0.18, ge=0.0, le=1.0)
     max_suggestions: int = Field(3, ge=0, le=10)
+
+    # Triage (bot.triage; chosen on the tune half of corpus/eval_reach.yaml). Cosines are
+    # the base model's, between the message and the examples in corpus/.
+    smalltalk_similarity: float = Field(
+        0.92, ge=0.0, le=1.0, description="a message this close to a small-talk example, and not answered, is small talk"
+    )
+    urgent_margin: float = Field(
+        0.02, ge=-1.0, le=1.0, description="how much closer to the urgent examples than to the calm ones makes a message urgent"
+    )
+    urgent_danger_margin: float = Field(
+        0.01, ge=-1.0, le=1.0, description="the same, for a message with danger words (a knife, being hit, followed)"
+    )
+    urgent_floor: float = Field(
+        0.87, ge=-1.0, le=1.0, description="without danger words, the least cosine to an urgent example for urgent"
+    )
+    crisis_margin: float = Field(
+        0.05, ge=-1.0, le=1.0, description="how much closer to the crisis examples than to the others makes a message a crisis"
+    )
 
     # The query log and feedback: any SQLAlchemy URL (a SQLite file by default;
     # postgresql+psycopg://… when several replicas share one log).

@@ -37,7 +37,7 @@ INDEXED_FILES = (FAQ_FILE, CATEGORIES_FILE, SYNONYMS_FILE, UNANSWERED_FILE)
 _ID_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -50,7 +50,7 @@ def _not_blank(value: str) -> str:
 Text = Annotated[str, AfterValidator(_not_blank)]
 
 
-class Entry(_Strict):
+class Entry(Strict):
     """One FAQ entry; question and answer are verbatim from the desk's source."""
 
     id: EntryId
@@ -75,7 +75,7 @@ class Entry(_Strict):
         return value
 
 
-class Unanswered(_Strict):
+class Unanswered(Strict):
     """A question people ask that the FAQ does not answer. `source` names who wrote it
     or when, so a fit can score each one as if it had never been seen (scripts/tune_decision.py)."""
 
@@ -83,12 +83,12 @@ class Unanswered(_Strict):
     source: Text
 
 
-class Hours(_Strict):
+class Hours(Strict):
     opens: dt.time | None = None
     closes: dt.time | None = None
 
 
-class Contacts(_Strict):
+class Contacts(Strict):
     """Where the fallback sends people; unset values are allowed but warned about."""
 
     form_url: str | None = None
@@ -116,7 +116,7 @@ HELD_OUT_SPLIT = "test8"
 TUNING_SPLITS: tuple[str, ...] = tuple(s for s in EVAL_SPLITS if s != HELD_OUT_SPLIT)
 
 
-class EvalQuery(_Strict):
+class EvalQuery(Strict):
     query: str
     id: EntryId | None = None
     split: EvalSplit
@@ -172,7 +172,7 @@ def corpus_hash(folder: Path) -> str:
 def load_eval_set(folder: Path, corpus: Corpus) -> tuple[EvalQuery, ...]:
     """The labelled evaluation queries; out-of-scope ones have id None."""
     path = Path(folder) / EVAL_FILE
-    data = _read_yaml(path, required=True)
+    data = read_yaml(path, required=True)
     known = {e.id for e in corpus.entries}
     items: list[EvalQuery] = []
     for section, needs_id in (("in_domain", True), ("out_of_scope", False)):
@@ -181,7 +181,7 @@ def load_eval_set(folder: Path, corpus: Corpus) -> tuple[EvalQuery, ...]:
             raise CorpusError(f"{path}: '{section}' must be a list")
         for i, item in enumerate(raw, start=1):
             where = f"{path}: {section} item {i}"
-            q = _validate(EvalQuery, item, where)
+            q = validate(EvalQuery, item, where)
             if needs_id and q.id not in known:
                 raise CorpusError(f"{where}: field 'id': unknown entry id {q.id!r}")
             if not needs_id and q.id is not None:
@@ -191,7 +191,7 @@ def load_eval_set(folder: Path, corpus: Corpus) -> tuple[EvalQuery, ...]:
 
 
 def _load_categories(path: Path) -> tuple[str, ...]:
-    data = _read_yaml(path, required=True)
+    data = read_yaml(path, required=True)
     cats = data.get("categories")
     if not isinstance(cats, list) or not cats or not all(isinstance(c, str) and c.strip() for c in cats):
         raise CorpusError(f"{path}: field 'categories' must be a non-empty list of names")
@@ -199,7 +199,7 @@ def _load_categories(path: Path) -> tuple[str, ...]:
 
 
 def _load_entries(path: Path, categories: tuple[str, ...]) -> tuple[Entry, ...]:
-    data = _read_yaml(path, required=True)
+    data = read_yaml(path, required=True)
     raw = data.get("entries")
     if not isinstance(raw, list) or not raw:
         raise CorpusError(f"{path}: field 'entries' must be a non-empty list")
@@ -210,7 +210,7 @@ def _load_entries(path: Path, categories: tuple[str, ...]) -> tuple[Entry, ...]:
         if isinstance(item, dict) and isinstance(item.get("id"), str):
             label += f" (id {item['id']!r})"
         where = f"{path}: {label}"
-        entry = _validate(Entry, item, where)
+        entry = validate(Entry, item, where)
         if entry.id in seen:
             raise CorpusError(f"{where}: field 'id': duplicate id, already used by entry {seen[entry.id]}")
         if entry.category not in categories:
@@ -224,7 +224,7 @@ def _load_entries(path: Path, categories: tuple[str, ...]) -> tuple[Entry, ...]:
 
 
 def _load_synonyms(path: Path) -> tuple[tuple[str, ...], ...]:
-    data = _read_yaml(path, required=False)
+    data = read_yaml(path, required=False)
     groups = data.get("groups", [])
     if not isinstance(groups, list):
         raise CorpusError(f"{path}: field 'groups' must be a list of lists")
@@ -241,17 +241,17 @@ def _load_synonyms(path: Path) -> tuple[tuple[str, ...], ...]:
 
 
 def _load_unanswered(path: Path) -> tuple[Unanswered, ...]:
-    raw = _read_yaml(path, required=False).get("questions", [])
+    raw = read_yaml(path, required=False).get("questions", [])
     if not isinstance(raw, list):
         raise CorpusError(f"{path}: field 'questions' must be a list")
-    return tuple(_validate(Unanswered, item, f"{path}: question {i}") for i, item in enumerate(raw, start=1))
+    return tuple(validate(Unanswered, item, f"{path}: question {i}") for i, item in enumerate(raw, start=1))
 
 
 def _load_contacts(path: Path) -> Contacts:
-    return _validate(Contacts, _read_yaml(path, required=False), str(path))
+    return validate(Contacts, read_yaml(path, required=False), str(path))
 
 
-def _validate(model: type[Any], item: object, where: str) -> Any:
+def validate(model: type[Any], item: object, where: str) -> Any:
     if not isinstance(item, dict):
         raise CorpusError(f"{where}: expected a mapping of fields, got {type(item).__name__}")
     try:
@@ -265,7 +265,7 @@ def _validate(model: type[Any], item: object, where: str) -> Any:
         raise CorpusError(f"{where}: field {field!r}: {msg}") from None
 
 
-def _read_yaml(path: Path, *, required: bool) -> dict[str, Any]:
+def read_yaml(path: Path, *, required: bool) -> dict[str, Any]:
     if not path.exists():
         if required:
             raise CorpusError(f"{path}: file not found")

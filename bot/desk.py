@@ -22,7 +22,7 @@ DESK_NAME = "総合相談窓口"
 class Route(BaseModel):
     """Where a person goes when the bot does not answer."""
 
-    kind: Literal["phone", "form"]
+    kind: Literal["phone", "form", "emergency"]
     message: str
     form_url: str | None
     phone: str | None
@@ -60,7 +60,7 @@ class Desk:
         """Phone while the desk may be open, the web form otherwise."""
         is_open = self.open_now(now)
         phone, form = self.contacts.phone, self.contacts.form_url
-        kind: Literal["phone", "form"] = "form" if is_open is False or (form and not phone) else "phone"
+        kind: Literal["phone", "form", "emergency"] = "form" if is_open is False or (form and not phone) else "phone"
         phone_text = f"{DESK_NAME}（{phone}）" if phone else DESK_NAME
         form_text = f"相談フォーム（{form}）" if form else "相談フォーム"
         if is_open is False:

@@ -26,6 +26,7 @@ from bot.index import (
 )
 from bot.retrieve import FusionWeights, Retriever
 from bot.text import TextProcessor
+from bot.triage import SafetyMargins, Triage, build_triage, load_triage_corpus
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,11 @@ def calibration(settings: Settings) -> Calibration:
     return Calibration(weights=(w[0], w[1], w[2], w[3], w[4], w[5]), bias=settings.calibration_bias)
 
 
+def other_language_calibration(settings: Settings) -> Calibration:
+    w = settings.calibration_weights_other_languages
+    return Calibration(weights=(w[0], w[1], w[2], w[3], w[4], w[5]), bias=settings.calibration_bias_other_languages)
+
+
 def decision_policy(settings: Settings) -> DecisionPolicy:
     return DecisionPolicy(settings.answer_threshold, settings.suggest_threshold, settings.max_suggestions)
 
@@ -99,8 +105,30 @@ def assemble(settings: Settings, corpus: Corpus, faq_index: FaqIndex, text: Text
     Queries are embedded by the index's own model, adapted or not."""
     text = text or TextProcessor(corpus.synonyms)
     retriever = build_retriever(settings, corpus, faq_index, text)
-    answerer = Answerer(retriever, Desk(corpus.contacts), calibration(settings), decision_policy(settings))
+    answerer = Answerer(
+        retriever,
+        Desk(corpus.contacts),
+        calibration(settings),
+        decision_policy(settings),
+        triage=load_triage(settings, faq_index),
+        smalltalk_similarity=settings.smalltalk_similarity,
+        other_languages=other_language_calibration(settings),
+    )
     return Engine(settings, corpus, faq_index.embedder, text, faq_index, retriever, answerer)
+
+
+def load_triage(settings: Settings, faq_index: FaqIndex) -> Triage | None:
+    """Small talk and safety from corpus/, their examples embedded by the model triage
+    reads messages with: the base model when the index keeps one, as the retriever does."""
+    triage_corpus = load_triage_corpus(settings.corpus_dir)
+    if triage_corpus is None:
+        log.warning("corpus has no smalltalk.yaml, safety.yaml or languages.yaml: no small talk or urgent replies")
+        return None
+    embedder = faq_index.base.embedder if faq_index.base is not None else faq_index.embedder
+    margins = SafetyMargins(
+        settings.urgent_margin, settings.urgent_danger_margin, settings.crisis_margin, settings.urgent_floor
+    )
+    return build_triage(triage_corpus, embedder, margins)
 
 
 def load_engine(settings: Settings, embedder: Embedder | None = None) -> Engine:

@@ -25,7 +25,7 @@ from typing import Literal
 import fugashi
 import phonenumbers
 
-MaskKind = Literal["phone", "email", "postal", "number", "name"]
+MaskKind = Literal["phone", "email", "postal", "number", "name", "address"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ PLACEHOLDERS: dict[MaskKind, str] = {
     "postal": "〔郵便番号〕",
     "number": "〔番号〕",
     "name": "〔氏名〕",
+    "address": "〔住所〕",
 }
 
 # VALID rejects dates such as 2024-05-01 and bare digit runs that POSSIBLE would take.
@@ -65,6 +66,13 @@ _POSTAL = re.compile(
     r"|(?<=郵便番号)[はがを]?[:\s]?(?P<cued>[0-9]{3}-?[0-9]{4})"
     r"|(?<![0-9.,\-])(?P<bare>[0-9]{3}-[0-9]{4}))"
     r"(?![0-9]|[.,\-][0-9])"
+)
+# A street address: a city, ward, town or village, then block numbers (西新宿2-8-1,
+# 新宿区西新宿二丁目8番1号); the prefecture before it is part of it.
+_ADDRESS = re.compile(
+    r"(?:東京都|北海道|(?:京都|大阪)府|[\u4e00-\u9fff]{2,3}県)?"
+    r"[\u4e00-\u9fff\u30a1-\u30fa]{1,8}?[市区町村郡][\u4e00-\u9fff\u30a1-\u30faヶ]{0,12}?"
+    r"(?:[0-9]+|[一二三四五六七八九十]+)(?:丁目|-)[0-9]+(?:(?:番地?|-)[0-9]+)?(?:号)?"
 )
 _DIGIT_RUN = re.compile(r"(?<![0-9])(?<![0-9][.,])[0-9]+(?:[ \-]?[0-9]+)*(?![0-9]|[.,][0-9])")
 # A run directly followed by a counter or unit is a quantity, not an identifier.
@@ -109,6 +117,7 @@ def mask(text: str) -> Masked:
     if "@" in copy:
         spans += [(*_back(m.start(), m.end(), origin), "email") for m in _EMAIL.finditer(copy)]
     if _DIGIT.search(copy):
+        spans += [(*_back(m.start(), m.end(), origin), "address") for m in _ADDRESS.finditer(copy)]
         spans += _phones(copy, origin)
         spans += _postal_codes(copy, origin)
         spans += _long_numbers(copy, origin)

@@ -33,8 +33,9 @@ import numpy as np
 from bot.corpus import Corpus, Entry
 from bot.errors import IndexMismatchError
 from bot.index import ASKED_KINDS, REBUILD_HINT, WRITTEN_KINDS, FaqIndex, field_rows
+from bot.language import is_romaji, romaji_to_kana
 from bot.text import KanaRespeller, TextProcessor
-from bot.types import Vector
+from bot.types import Matrix, Vector
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,19 @@ class _Bm25:
         return np.asarray(self._model.get_scores(known), dtype=np.float32)
 
 
+@dataclass(frozen=True)
+class Ranking:
+    """One pass over a query: the ranked entries, the cosines to the known unanswered
+    questions, and the query's spellings as embedded by the index's model and, when the
+    index keeps one, by the base model. The first spelling is the message as it reads
+    best: as typed, or for romaji, in kana."""
+
+    candidates: list[Candidate]
+    unanswered_cosines: np.ndarray
+    vectors: Matrix
+    base_vectors: Matrix | None = None
+
+
 class Retriever:
     """Holds everything a query needs, built once per process."""
 
@@ -140,17 +154,30 @@ class Retriever:
 
     def rank(self, query: str) -> list[Candidate]:
         """All entries, best first."""
-        return self.rank_with_unanswered(query)[0]
+        return self.ranking(query).candidates
 
     def rank_with_unanswered(self, query: str) -> tuple[list[Candidate], np.ndarray]:
         """All entries, best first, and the query's cosine to each known unanswered
         question in corpus order: a fit leaves out the ones written with the query, as
         the service never meets a query in its own list."""
+        ranked = self.ranking(query)
+        return ranked.candidates, ranked.unanswered_cosines
+
+    def spellings(self, query: str) -> list[str]:
+        """The query as typed and, when its hiragana holds corpus words, respelled; romaji
+        is read as kana first ("semina no shiryo" as "せみなのしりょ", then respelled). Each
+        entry keeps its best score over the spellings: the spelling as typed still counts
+        when a respelling breaks an ordinary word ("いいんですか" -> "委員ですか")."""
         folded = self._text.fold(query)
-        # The query as typed and, when its hiragana holds corpus words, respelled. Each
-        # entry keeps its best score over the spellings: the spelling as typed still counts
-        # when a respelling breaks an ordinary word ("いいんですか" -> "委員ですか").
-        spellings = list(dict.fromkeys([folded, self._respeller.respell(folded)]))
+        spellings = [folded, self._respeller.respell(folded)]
+        if is_romaji(query):
+            kana = self._text.fold(romaji_to_kana(query))
+            spellings = [kana, self._respeller.respell(kana), folded]
+        return list(dict.fromkeys(spellings))
+
+    def ranking(self, query: str) -> Ranking:
+        """All entries, best first, with what triage reads from the same pass."""
+        spellings = self.spellings(query)
         vectors = self._embedder.embed_queries(spellings)
         question, answer, chunk = _best_of(self._dense(self._index, v) for v in vectors)
         unanswered_cosines = self._unanswered_cosines(vectors)
@@ -169,10 +196,10 @@ class Retriever:
             + w.lexical * standardize(lexical)
             + w.reading * standardize(reading)
         )
+        base_vectors = None
         if self._base is not None and (w.base_question or w.base_chunk):
-            base_question, _, base_chunk = _best_of(
-                self._dense(self._base.index, v) for v in self._base.embedder.embed_queries(spellings)
-            )
+            base_vectors = self._base.embedder.embed_queries(spellings)
+            base_question, _, base_chunk = _best_of(self._dense(self._base.index, v) for v in base_vectors)
             fused += w.base_question * standardize(base_question) + w.base_chunk * standardize(base_chunk)
         order = np.argsort(-fused, kind="stable")
         candidates = [
@@ -188,7 +215,7 @@ class Retriever:
             )
             for i in order
         ]
-        return candidates, unanswered_cosines
+        return Ranking(candidates, unanswered_cosines, vectors, base_vectors)
 
     def _unanswered_cosines(self, vectors: np.ndarray) -> np.ndarray:
         n = self._unanswered.ntotal

@@ -8,7 +8,9 @@ import pytest
 
 from bot.privacy import PLACEHOLDERS, MaskKind, Masked, mask
 
-TEL, MAIL, POST, NUM, NAME = (PLACEHOLDERS[k] for k in ("phone", "email", "postal", "number", "name"))
+TEL, MAIL, POST, NUM, NAME, ADDR = (
+    PLACEHOLDERS[k] for k in ("phone", "email", "postal", "number", "name", "address")
+)
 
 MASKED: list[tuple[str, str]] = [
     # Phone numbers in every written form.
@@ -63,9 +65,16 @@ MASKED: list[tuple[str, str]] = [
     ("〒160-0023 東京都新宿区の佐藤と申します", f"{POST} 東京都新宿区の{NAME}と申します"),
     ("2024年5月1日に口座1234567へ振り込みました", f"2024年5月1日に口座{NUM}へ振り込みました"),
     ("14:00〜16:00なら0120-123-456に電話できます", f"14:00〜16:00なら{TEL}に電話できます"),
+    # Street addresses with block numbers (the prefecture is part of them).
+    ("東京都新宿区西新宿2-8-1に住んでいます", f"{ADDR}に住んでいます"),
+    ("住所は新宿区西新宿二丁目8番1号です", f"住所は{ADDR}です"),
+    ("大阪市北区梅田3-1-1です", f"{ADDR}です"),
+    ("〒160-0023 東京都新宿区西新宿2-8-1", f"{POST} {ADDR}"),
 ]
 
 UNCHANGED: list[str] = [
+    "港区の店で3-4人のお客様が待っていました",
+    "セミナーは3-4時間ほどですか",
     "2024-05-01",
     "2024/05/01",
     "令和6年5月1日",
@@ -148,7 +157,7 @@ def test_full_width_text_around_a_mask_keeps_its_characters() -> None:
 
 
 def test_placeholders_cover_every_kind() -> None:
-    assert set(PLACEHOLDERS) == {"phone", "email", "postal", "number", "name"}
+    assert set(PLACEHOLDERS) == {"phone", "email", "postal", "number", "name", "address"}
     assert len(set(PLACEHOLDERS.values())) == len(PLACEHOLDERS)
 
 

@@ -1,0 +1,299 @@
+"""Before and beside the FAQ: small talk, someone in danger now, and the notes a reply carries.
+
+Triage reads the message and its ranking. Urgent danger is checked first and wins over
+everything, because a wrong FAQ answer to "a customer has a knife" costs far more than a
+needless 110 line. Small talk never shadows an FAQ question: greetings and thanks around
+a question are stripped before it is ranked, and a message counts as small talk only
+when it is nothing else, or when the FAQ has no confident answer and the message is
+very close to a small-talk example. The texts the desk edits live in corpus/
+(smalltalk.yaml, safety.yaml, languages.yaml); thresholds are settings.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from bot.corpus import Strict, Text, read_yaml, validate
+from bot.embed.base import Embedder
+from bot.errors import CorpusError
+from bot.text import normalize
+from bot.types import Matrix
+
+SMALLTALK_FILE = "smalltalk.yaml"
+SAFETY_FILE = "safety.yaml"
+LANGUAGES_FILE = "languages.yaml"
+TRIAGE_FILES = (SMALLTALK_FILE, SAFETY_FILE, LANGUAGES_FILE)
+
+Urgency = Literal["urgent", "crisis"]
+# What may stand between or around small-talk phrases: spaces, punctuation, 〜, laughter.
+_SEPARATORS = r"[\s、。，,.．!！?？〜~ー…・♪☆★wｗ笑]*"
+_LATIN = re.compile(r"[a-z]")
+_SMALLTALK_MAX_CHARS = 40
+_MIN_REMAINDER_CHARS = 4
+
+
+class SmallTalkIntent(Strict):
+    id: Text
+    reply: Text
+    reply_en: Text
+    examples: tuple[Text, ...] = Field(min_length=1)
+
+
+class SafetyNumber(Strict):
+    number: Text
+    name: Text
+    source: Text
+
+
+class SafetyMessage(Strict):
+    message: Text
+    message_en: Text
+    numbers: tuple[SafetyNumber, ...] = Field(min_length=1)
+    later: str | None = None
+
+
+class SafetyCues(Strict):
+    danger: tuple[Text, ...]
+    right_now: tuple[Text, ...]
+    now: tuple[Text, ...]
+    past: tuple[Text, ...]
+    self_harm: tuple[Text, ...]
+    figures_of_speech: tuple[Text, ...] = ()
+
+
+class SafetyFile(Strict):
+    emergency: SafetyMessage
+    crisis: SafetyMessage
+    cues: SafetyCues
+    urgent_examples: tuple[Text, ...] = Field(min_length=1)
+    crisis_examples: tuple[Text, ...] = Field(min_length=1)
+    calm_examples: tuple[Text, ...] = Field(min_length=1)
+
+
+class LanguagesFile(Strict):
+    default: Text
+    notes: dict[str, Text]
+
+
+@dataclass(frozen=True)
+class SafetyMargins:
+    """How much closer to the urgent (or crisis) examples than to the calm ones a message
+    must be: with danger words, without them, and for a crisis."""
+
+    urgent: float
+    danger: float
+    crisis: float
+    urgent_floor: float = 0.0
+    """Without danger words, a message must also be at least this close to an urgent
+    example: a message far from every example can still be a little less far from them."""
+
+
+@dataclass(frozen=True)
+class TriageCorpus:
+    smalltalk: tuple[SmallTalkIntent, ...]
+    safety: SafetyFile
+    languages: LanguagesFile
+
+
+def load_triage_corpus(folder: Path) -> TriageCorpus | None:
+    """smalltalk.yaml, safety.yaml and languages.yaml, validated like the rest of corpus/;
+    None for a corpus that has none of them (an FAQ benchmark, say)."""
+    folder = Path(folder)
+    if not any((folder / name).exists() for name in TRIAGE_FILES):
+        return None
+    path = folder / SMALLTALK_FILE
+    raw = read_yaml(path, required=True).get("intents")
+    if not isinstance(raw, list) or not raw:
+        raise CorpusError(f"{path}: field 'intents' must be a non-empty list")
+    intents = tuple(validate(SmallTalkIntent, item, f"{path}: intent {i}") for i, item in enumerate(raw, start=1))
+    safety = validate(SafetyFile, read_yaml(folder / SAFETY_FILE, required=True), str(folder / SAFETY_FILE))
+    for name in ("danger", "right_now", "now", "past", "self_harm", "figures_of_speech"):
+        for pattern in getattr(safety.cues, name):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise CorpusError(f"{folder / SAFETY_FILE}: cues.{name}: {pattern!r} is not a valid pattern ({exc})") from None
+    languages = validate(LanguagesFile, read_yaml(folder / LANGUAGES_FILE, required=True), str(folder / LANGUAGES_FILE))
+    if languages.default not in languages.notes:
+        raise CorpusError(f"{folder / LANGUAGES_FILE}: field 'default': {languages.default!r} has no line under 'notes'")
+    return TriageCorpus(intents, safety, languages)
+
+
+def _plain(text: str) -> str:
+    """Normalized, without emoji and other symbols that carry no words."""
+    return "".join(ch for ch in normalize(text) if unicodedata.category(ch) not in ("So", "Sk", "Cs"))
+
+
+def _cue(patterns: Sequence[str]) -> re.Pattern[str] | None:
+    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+
+
+def _found(pattern: re.Pattern[str] | None, text: str) -> bool:
+    return pattern is not None and pattern.search(text) is not None
+
+
+class SmallTalk:
+    """Greetings, thanks, goodbyes and questions about the bot, in any language."""
+
+    def __init__(self, intents: Sequence[SmallTalkIntent], vectors: Matrix, labels: Sequence[int]) -> None:
+        self.intents = tuple(intents)
+        self._vectors = vectors
+        self._labels = np.asarray(labels, dtype=np.int64)
+        phrases: list[tuple[str, int]] = sorted(
+            ((_plain(e), i) for i, intent in enumerate(self.intents) for e in intent.examples),
+            key=lambda p: len(p[0]),
+            reverse=True,
+        )
+        self._intent_of = {phrase: i for phrase, i in phrases}
+        alternation = "|".join(
+            re.escape(p) + (r"(?![a-z])" if _LATIN.search(p[-1]) else "") for p, _ in phrases if p
+        )
+        # Polite or casual endings people add to a phrase (ありがとうね, こんにちはー).
+        one = rf"(?:{alternation})(?:です|ございます|ございました|ね|よ|な)?"
+        self._leading = re.compile(rf"^{_SEPARATORS}(?:{one}{_SEPARATORS})+")
+        self._trailing = re.compile(rf"(?:{_SEPARATORS}{one})+{_SEPARATORS}$")
+        self._phrase = re.compile(alternation)
+
+    @staticmethod
+    def texts(intents: Sequence[SmallTalkIntent]) -> tuple[list[str], list[int]]:
+        """Every example and the index of its intent, in the order the vectors are kept."""
+        pairs = [(e, i) for i, intent in enumerate(intents) for e in intent.examples]
+        return [e for e, _ in pairs], [i for _, i in pairs]
+
+    def split(self, text: str) -> tuple[str, int | None]:
+        """(the message without small-talk phrases around it, the intent when nothing else
+        is left). "ありがとう、セミナーの資料は？" -> ("セミナーの資料は？", None)."""
+        plain = _plain(text)
+        lead = self._leading.match(plain)
+        rest = plain[lead.end() :] if lead else plain
+        trail = self._trailing.search(rest)
+        rest = rest[: trail.start()] if trail else rest
+        if not (lead or trail):
+            return text, None
+        if len(re.sub(_SEPARATORS, "", rest)) >= _MIN_REMAINDER_CHARS:
+            return rest.strip(), None
+        first = self._phrase.search(plain)
+        return "", self._intent_of[first.group(0)] if first else 0
+
+    def nearest(self, vectors: Matrix) -> tuple[int, float]:
+        """The intent of the example closest in meaning to any of the message's vectors."""
+        sims = vectors @ self._vectors.T
+        row, col = np.unravel_index(int(np.argmax(sims)), sims.shape)
+        return int(self._labels[col]), float(sims[row, col])
+
+    def reply(self, intent: int, language: str) -> str:
+        chosen = self.intents[intent]
+        return chosen.reply if language == "ja" else chosen.reply_en
+
+
+class Safety:
+    """Tells a message about danger happening now from one about danger that happened."""
+
+    def __init__(
+        self, safety: SafetyFile, vectors: dict[str, Matrix], margins: SafetyMargins
+    ) -> None:
+        self.file = safety
+        self._vectors = vectors
+        self._margins = margins
+        cues = safety.cues
+        self._danger, self._right_now, self._now = _cue(cues.danger), _cue(cues.right_now), _cue(cues.now)
+        self._past, self._self_harm, self._figures = _cue(cues.past), _cue(cues.self_harm), _cue(cues.figures_of_speech)
+
+    @staticmethod
+    def texts(safety: SafetyFile) -> dict[str, list[str]]:
+        return {
+            "urgent": list(safety.urgent_examples),
+            "crisis": list(safety.crisis_examples),
+            "calm": list(safety.calm_examples),
+        }
+
+    def similarities(self, vectors: Matrix) -> dict[str, float]:
+        """The message's best cosine to the urgent, crisis and calm examples."""
+        return {kind: float((vectors @ examples.T).max()) for kind, examples in self._vectors.items()}
+
+    def assess(self, text: str, vectors: Matrix) -> Urgency | None:
+        """"urgent", "crisis" or None.
+
+        Self-harm words (not figures of speech), or a message much closer to the crisis
+        examples than to any other, mean crisis. A message that places the danger in the
+        past, and says nothing of now, is a consultation. Otherwise danger words with a
+        sign that it is going on, danger words in a message closer to the urgent examples
+        than to the calm ones, or a message much closer to the urgent examples, mean urgent.
+        """
+        plain = _plain(text)
+        figure = _found(self._figures, plain)
+        sims = self.similarities(vectors)
+        m = self._margins
+        if (_found(self._self_harm, plain) and not figure) or sims["crisis"] - max(sims["calm"], sims["urgent"]) >= m.crisis:
+            return "crisis"
+        right_now = _found(self._right_now, plain)
+        if _found(self._past, plain) and not right_now:
+            return None
+        closer = sims["urgent"] - sims["calm"]
+        danger = _found(self._danger, plain) and not figure
+        ongoing = right_now or _found(self._now, plain)
+        if danger and ((right_now and closer >= -m.danger) or (ongoing and closer >= 0) or closer >= m.danger):
+            return "urgent"
+        return "urgent" if closer >= m.urgent and sims["urgent"] >= m.urgent_floor else None
+
+
+class Languages:
+    """The one line, in the person's language, that says the answer below is in Japanese."""
+
+    def __init__(self, languages: LanguagesFile) -> None:
+        self._file = languages
+
+    def note(self, language: str) -> str | None:
+        if language == "ja":
+            return None
+        notes = self._file.notes
+        return notes.get(language) or notes.get(language.split("-", 1)[0]) or notes[self._file.default]
+
+
+@dataclass(frozen=True)
+class Triage:
+    smalltalk: SmallTalk
+    safety: Safety
+    languages: Languages
+
+
+_EXAMPLE_VECTORS: weakref.WeakKeyDictionary[Embedder, dict[tuple[str, ...], Matrix]] = weakref.WeakKeyDictionary()
+
+
+def _embedded(embedder: Embedder, texts: tuple[str, ...]) -> Matrix:
+    """The examples' vectors, embedded once per model and text list (every engine that
+    is assembled around the same model shares them)."""
+    per_model = _EXAMPLE_VECTORS.setdefault(embedder, {})
+    if texts not in per_model:
+        per_model[texts] = embedder.embed_queries(list(texts))
+    return per_model[texts]
+
+
+def build_triage(corpus: TriageCorpus, embedder: Embedder, margins: SafetyMargins) -> Triage:
+    """Embed the examples with the model that will embed the messages (a few hundred short
+    texts, once per process)."""
+    smalltalk_texts, labels = SmallTalk.texts(corpus.smalltalk)
+    safety_texts = Safety.texts(corpus.safety)
+    order = [*smalltalk_texts, *(t for texts in safety_texts.values() for t in texts)]
+    matrix = _embedded(embedder, tuple(normalize(t) for t in order))
+    smalltalk_vectors, rest = matrix[: len(smalltalk_texts)], matrix[len(smalltalk_texts) :]
+    vectors: dict[str, Matrix] = {}
+    for kind, texts in safety_texts.items():
+        vectors[kind], rest = rest[: len(texts)], rest[len(texts) :]
+    return Triage(
+        SmallTalk(corpus.smalltalk, smalltalk_vectors, labels),
+        Safety(corpus.safety, vectors, margins),
+        Languages(corpus.languages),
+    )
+
+
+SMALLTALK_MAX_CHARS = _SMALLTALK_MAX_CHARS
