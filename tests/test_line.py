@@ -278,3 +278,19 @@ def test_channel_off_without_secrets(settings: Settings, engine: Engine, tmp_pat
 
 def test_readyz_lists_line_on(client: TestClient) -> None:
     assert client.get("/readyz").json()["channels"]["line"] is True
+
+
+def test_urgent_small_talk_and_the_notice_through_line(client: TestClient, stub: StubServer) -> None:
+    post(client, event(text="今お客さんに殴られています、助けてください"))
+    (urgent,) = only_reply(stub)["messages"]
+    assert urgent["text"].startswith(replies.URGENT_MARK) and "110" in urgent["text"]
+    assert "quickReply" not in urgent or not urgent["quickReply"]
+    stub.reset()
+    post(client, event(text="こんにちは"))
+    (hello,) = only_reply(stub)["messages"]
+    assert "よくあるご質問" in hello["text"] and "申し訳" not in hello["text"]
+    stub.reset()
+    post(client, event(text="カスハラって何ですか 090-1234-5678"))
+    (answer,) = only_reply(stub)["messages"]
+    assert answer["text"].startswith(DEFINITION_ANSWER)
+    assert answer["text"].rstrip().endswith("相談フォームからお寄せください。") and replies.NOTICE_MARK in answer["text"]

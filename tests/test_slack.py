@@ -307,3 +307,18 @@ def test_channel_off_without_secrets(settings: Settings, engine: Engine, tmp_pat
 
 def test_readyz_lists_slack_on(client: TestClient) -> None:
     assert client.get("/readyz").json()["channels"]["slack"] is True
+
+
+def test_urgent_small_talk_and_the_notice_through_slack(client: TestClient, stub: StubServer) -> None:
+    send_json(client, event_callback(mention("今お客さんに殴られています、助けてください")))
+    urgent = one_post(stub).body
+    assert urgent["blocks"][0]["text"]["text"].startswith(":rotating_light: *")
+    assert "110" in all_text(urgent["blocks"]) and not [b for b in urgent["blocks"] if b["type"] == "actions"]
+    stub.reset()
+    send_json(client, event_callback(mention("こんにちは", ts="1700000000.000900")))
+    hello = one_post(stub).body
+    assert all(b["type"] == "section" for b in hello["blocks"]) and "よくあるご質問" in hello["text"]
+    stub.reset()
+    send_json(client, event_callback(mention("カスハラって何ですか 090-1234-5678", ts="1700000000.000901")))
+    answer = one_post(stub).body
+    assert answer["text"].startswith(DEFINITION_ANSWER) and "個人情報" in all_text(answer["blocks"])

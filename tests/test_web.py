@@ -293,6 +293,24 @@ def test_widget_in_a_real_browser(settings: Settings, engine: Engine, tmp_path: 
             assert page.locator(".faqbot img, .faqbot script").count() == 0
             assert page.evaluate("typeof window.__xss") == "undefined"
 
+            # Small talk is plain text; danger now gets a card that stands out, numbers first.
+            field.fill("こんにちは")
+            with page.expect_response("**/v1/ask"):
+                field.press("Enter")
+            expect(page.locator(".message.bot").last.locator(".smalltalk")).to_contain_text("よくあるご質問")
+            field.fill("今お客さんに殴られています、助けてください")
+            with page.expect_response("**/v1/ask"):
+                field.press("Enter")
+            urgent = page.locator(".message.bot").last.locator(".urgent")
+            expect(urgent).to_be_visible()
+            expect(urgent).to_have_attribute("role", "alert")
+            expect(urgent.locator("a.call").first).to_have_attribute("href", "tel:110")
+            page.screenshot(path=str(ROOT / "artifacts" / "widget-urgent.png"))
+            field.fill("カスハラって何ですか 090-1234-5678")
+            with page.expect_response("**/v1/ask"):
+                field.press("Enter")
+            expect(page.locator(".message.bot").last.locator(".notice")).to_contain_text("個人情報")
+
             # Escape closes and gives focus back to the launcher.
             field.focus()
             page.keyboard.press("Escape")

@@ -89,6 +89,8 @@ def reply_messages(reply: Reply) -> list[Message]:
     questions in full in the text.
     """
     text = replies.reply_text(reply)
+    if reply.decision == "urgent":
+        return [TextMessage(text=replies.clip(f"{replies.URGENT_MARK}{text}", TEXT_LIMIT))]
     if not reply.answered and reply.suggestions:
         listed = "\n".join(f"・{s.question}" for s in reply.suggestions)
         text = f"{text}\n\n{replies.SUGGESTIONS_HEADER}\n{listed}"

@@ -28,6 +28,8 @@ FAILED = "申し訳ありません。ただいまお答えできませんでし�
 UNKNOWN_ENTRY = "申し訳ありません。そのご質問は見つかりませんでした。もう一度ご質問を文章でお送りください。"
 HOURS_LINE = "受付時間：{hours}"
 SUGGESTIONS_HEADER = "近いご質問："
+NOTICE_MARK = "※"
+URGENT_MARK = "【緊急】"
 
 
 def clip(text: str, limit: int) -> str:
@@ -46,13 +48,14 @@ def refusal(query: str, max_chars: int) -> str | None:
 
 
 def reply_text(reply: Reply) -> str:
-    """The answer, or for a non-answer the message plus the desk's hours when not said yet."""
-    if reply.route is None:
-        return reply.answer
-    hours = reply.route.hours
-    if hours and hours not in reply.answer:
-        return f"{reply.answer}\n{HOURS_LINE.format(hours=hours)}"
-    return reply.answer
+    """The answer, or for a non-answer the message plus the desk's hours when not said yet;
+    the request not to send personal data, when there is one, comes last."""
+    text = reply.answer
+    if reply.route is not None and reply.decision != "urgent":
+        hours = reply.route.hours
+        if hours and hours not in text:
+            text = f"{text}\n{HOURS_LINE.format(hours=hours)}"
+    return f"{text}\n\n{NOTICE_MARK}{reply.notice}" if reply.notice else text
 
 
 async def ask_engine(

@@ -75,6 +75,12 @@ def _meta(category: str | None, confidence: float | None) -> str:
 def reply_blocks(reply: Reply) -> tuple[str, list[Block]]:
     """(notification text, blocks) for an answer, a choice of suggestions or the desk's route."""
     text = replies.reply_text(reply)
+    if reply.decision == "urgent":
+        first, _, rest = text.partition("\n")
+        urgent = [{"type": "section", "text": {"type": "mrkdwn", "text": f":rotating_light: *{escape(first)}*"}}]
+        return replies.clip(f"{replies.URGENT_MARK}{text}", MESSAGE_TEXT_LIMIT), urgent + _sections(rest)
+    if reply.decision == "smalltalk":
+        return replies.clip(text, MESSAGE_TEXT_LIMIT), _sections(text)
     blocks: list[Block] = []
     if reply.faq is not None:
         blocks.append(_context(f"Q. {reply.faq.question}"))

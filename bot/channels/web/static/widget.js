@@ -46,6 +46,8 @@
     related: "関連するご質問",
     maybe: "次のご質問に近いでしょうか",
     routeTitle: "窓口へのご相談",
+    urgentTitle: "緊急のときは",
+    call: "電話する：",
     openNow: "ただいま受付時間内です。",
     closedNow: "ただいま受付時間外です。",
     hours: "受付時間：",
@@ -381,8 +383,38 @@
     return answer;
   }
 
+  /** Danger now: the numbers first, as large call links, in a card that stands out. */
+  function urgentCard(reply) {
+    var card = el("div", { className: "urgent", role: "alert" }, [el("h3", { text: TEXT.urgentTitle })]);
+    var numbers = [];
+    String(reply.answer).split("\n").forEach(function (line) {
+      var match = line.match(/([0-9#][0-9-]{1,12}[0-9])\s*$/);
+      if (match) numbers.push({ label: line.replace(match[1], "").replace(/[・：:\s]+$/, "").replace(/^・/, ""), number: match[1] });
+      else card.appendChild(el("p", { className: "text", text: line }));
+    });
+    if (numbers.length) {
+      var list = el("ul", { className: "urgent-numbers" });
+      numbers.forEach(function (n) {
+        var href = "tel:" + n.number.replace(/[^0-9#]/g, "").replace("#", "%23");
+        list.appendChild(el("li", {}, [el("a", { href: href, className: "call", text: n.number }), " " + n.label]));
+      });
+      card.insertBefore(list, card.children[2] || null);
+    }
+    return card;
+  }
+
+  function noticeLine(reply) {
+    return reply.notice ? el("p", { className: "notice", role: "note", text: reply.notice }) : null;
+  }
+
   function renderReply(reply) {
     var children;
+    if (reply.decision === "urgent") {
+      return addBotMessage([urgentCard(reply), noticeLine(reply)], true);
+    }
+    if (reply.decision === "smalltalk") {
+      return addBotMessage([appendLinkified(el("p", { className: "text smalltalk" }), reply.answer), noticeLine(reply)], true);
+    }
     if (reply.answered && reply.faq) {
       children = entryBlock(reply.faq.category, reply.faq.question, reply.answer);
       children.push(feedbackBlock(reply.ask_id, reply.faq.id));
@@ -393,6 +425,7 @@
       if (reply.route) children.push(routeCard(reply.route));
       children.push(feedbackBlock(reply.ask_id, null));
     }
+    children.push(noticeLine(reply));
     return addBotMessage(children, true);
   }
 
