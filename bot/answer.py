@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from bot.corpus import Entry
 from bot.desk import Desk, Route
 from bot.language import detect_language
-from bot.privacy import mask
+from bot.privacy import mask, strip_placeholders
 from bot.retrieve import Candidate, Retriever
 from bot.triage import SMALLTALK_MAX_CHARS, SafetyMessage, Triage, Urgency
 
@@ -145,7 +145,11 @@ class Answerer:
 
     def ask(self, query: str, now: dt.datetime | None = None) -> Reply:
         language = detect_language(query)
-        notice = PERSONAL_DATA_NOTICE if mask(query).kinds else None
+        masked = mask(query)
+        notice = PERSONAL_DATA_NOTICE if masked.kinds else None
+        if masked.kinds:
+            # A phone number or a name says nothing about the question: rank without them.
+            query = strip_placeholders(masked.text) or query
         if self.triage is None:
             return self.reply(self.retriever.rank(query), now).model_copy(update={"language": language})
         to_rank, intent = self.triage.smalltalk.split(query)

@@ -267,3 +267,11 @@ def _is_after_label(words: list[tuple[str, str, str, str, str]], i: int) -> bool
     if i < 2:
         return False
     return words[i - 2][0] in _NAME_LABELS and words[i - 1][0] in ("は", ":", "：", "が")
+
+
+_PLACEHOLDER = re.compile("|".join(map(re.escape, PLACEHOLDERS.values())))
+
+
+def strip_placeholders(masked: str) -> str:
+    """Masked text without its placeholders, for matching the question it asks."""
+    return re.sub(r"\s+", " ", _PLACEHOLDER.sub(" ", masked)).strip()

@@ -172,7 +172,7 @@ def test_an_english_question_is_answered_from_the_japanese_faq_with_a_note(api: 
 
 
 def test_a_romaji_question_is_answered(api: TestClient) -> None:
-    body = ask(api, "semina no shiryo moraemasu ka")
+    body = ask(api, "seminaa no shiryou wa moraemasu ka")
     assert body["decision"] == "answered" and body["faq"]["id"] == "seminar-materials"  # type: ignore[index]
     assert body["language"] == "ja"
 
