@@ -5,11 +5,13 @@ Everything else receives a `Settings` instance; nothing below reads the environm
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.ratelimit import parse_spec
 from bot.embed.adapt import AdaptOptions
 
 DEFAULT_MODEL = "index/model-e5-small"
@@ -129,6 +131,18 @@ class Settings(BaseSettings):
         None, description="bearer token of the /admin routes; unset, they answer 404"
     )
 
+    # Abuse limits and replicas.
+    max_body_bytes: int = Field(16 * 1024, ge=1024, description="larger request bodies get 413")
+    rate_limit: str = Field(
+        "30/minute;500/day", description="per client on the public routes, in the notation of `limits`; 'off' disables"
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="proxies whose X-Forwarded-For is believed (JSON list of addresses or networks)"
+    )
+    redis_url: str | None = Field(
+        None, description="redis://… shares event de-duplication and rate-limit counters between replicas; unset: memory"
+    )
+
     # Channels. A channel whose secrets are unset stays off.
     cors_origins: list[str] = Field(
         default_factory=list, description="origins allowed to call the API from a browser (JSON list)"
@@ -139,6 +153,25 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_bot_token: SecretStr | None = None
     slack_api_base_url: str = "https://slack.com/api/"
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_notation(cls, value: str) -> str:
+        return parse_spec(value)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"FAQBOT_TRUSTED_PROXIES: {item!r} is not an address or network such as 10.0.0.0/8") from None
+        return value
+
+    @property
+    def proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(item, strict=False) for item in self.trusted_proxies]
 
     @property
     def adaptation(self) -> AdaptOptions | None:

@@ -49,6 +49,7 @@ def settings(model_dir: Path, corpus_copy: Path, tmp_path_factory: pytest.TempPa
         model=str(model_dir),
         log_level="WARNING",
         database_url=f"sqlite:///{tmp_path_factory.mktemp('log') / 'faqbot.sqlite3'}",
+        rate_limit="off",  # the tests of the limit turn it on
     )
 
 

@@ -11,6 +11,8 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from bot.api.errors import install_error_handlers
+from bot.api.protection import BodySizeLimit, SecurityHeaders
+from bot.ratelimit import RateLimiter
 from bot.api.routes import admin, ask, entry, feedback, health
 from bot.channels import install_channels
 from bot.config import Settings
@@ -62,6 +64,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, s
             allow_headers=["content-type"],
             max_age=600,
         )
+    app.state.rate_limiter = RateLimiter(settings.rate_limit, settings.redis_url or "memory://")
+    app.state.trusted_proxies = settings.proxy_networks
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     app.include_router(ask.router)
     app.include_router(entry.router)

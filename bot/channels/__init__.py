@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from bot.channels import web
+from bot.channels.dedupe import seen_ids
 from bot.config import Settings
 
 
@@ -21,11 +22,11 @@ def install_channels(app: FastAPI, settings: Settings) -> dict[str, bool]:
     if settings.line_enabled:
         from bot.channels import line
 
-        app.include_router(line.router(settings))
+        app.include_router(line.router(settings, seen_ids(settings.redis_url)))
     enabled["line"] = settings.line_enabled
     if settings.slack_enabled:
         from bot.channels import slack
 
-        app.include_router(slack.router(settings))
+        app.include_router(slack.router(settings, seen_ids(settings.redis_url)))
     enabled["slack"] = settings.slack_enabled
     return enabled

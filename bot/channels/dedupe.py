@@ -69,3 +69,23 @@ class MemorySeenIds:
             if now - seen_at < self._ttl:
                 return
             del self._seen[oldest]
+
+
+class RedisSeenIds:
+    """`SeenIds` in Redis, so replicas behind a load balancer answer each event once:
+    SET with NX is one atomic step on the server, whichever replica gets there first."""
+
+    def __init__(self, url: str, ttl_seconds: float = DEFAULT_TTL_SECONDS, prefix: str = "faqbot:event:") -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._ttl = max(1, int(ttl_seconds))
+        self._prefix = prefix
+
+    def first_time(self, event_id: str) -> bool:
+        return bool(self._redis.set(self._prefix + event_id, 1, nx=True, ex=self._ttl))
+
+
+def seen_ids(redis_url: str | None) -> SeenIds:
+    """Redis when replicas share state, memory for one process."""
+    return RedisSeenIds(redis_url) if redis_url else MemorySeenIds()

@@ -38,6 +38,7 @@ from bot.channels.dedupe import MemorySeenIds, SeenIds
 from bot.config import Settings
 from bot.engine import Engine
 from bot.querylog import QueryLog
+from bot.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,13 @@ class LineChannel:
             return None
         return text if self.validator.validate(text, signature) else None
 
-    async def handle(self, raw_event: dict[str, Any], engine: Engine | None, query_log: QueryLog | None = None) -> None:
+    async def handle(
+        self,
+        raw_event: dict[str, Any],
+        engine: Engine | None,
+        query_log: QueryLog | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
         """Answer one event; never raises (one bad event must not cost the others their reply).
 
         The envelope (mode, id, reply token) is read from the raw event so that even an
@@ -148,7 +155,7 @@ class LineChannel:
             if isinstance(event_id, str) and not self.seen.first_time(event_id):
                 log.info("LINE event %s already answered (redelivery)", event_id)
                 return
-            messages = await self.messages_for(raw_event, engine, query_log)
+            messages = await self.messages_for(raw_event, engine, query_log, limiter)
             reply_token = raw_event.get("replyToken")
             if messages and isinstance(reply_token, str):
                 await self.reply(reply_token, messages)
@@ -156,7 +163,11 @@ class LineChannel:
             log.exception("LINE event %s could not be answered", event_id)
 
     async def messages_for(
-        self, raw_event: dict[str, Any], engine: Engine | None, query_log: QueryLog | None = None
+        self,
+        raw_event: dict[str, Any],
+        engine: Engine | None,
+        query_log: QueryLog | None = None,
+        limiter: RateLimiter | None = None,
     ) -> list[Message] | None:
         kind = raw_event.get("type")
         try:
@@ -169,7 +180,9 @@ class LineChannel:
             if text is None:
                 return text_message(replies.NOT_TEXT)
             user = (raw_event.get("source") or {}).get("userId")
-            result = await replies.ask_engine(engine, text, query_log=query_log, channel="line", user=user)
+            result = await replies.ask_engine(
+                engine, text, query_log=query_log, channel="line", user=user, limiter=limiter
+            )
             return text_message(result) if isinstance(result, str) else reply_messages(result)
         if isinstance(event, PostbackEvent):
             return self.picked(parse_pick(event.postback.data), engine, query_log)
@@ -228,8 +241,10 @@ def router(settings: Settings, seen: SeenIds | None = None) -> APIRouter:
         except (ValueError, KeyError, TypeError) as exc:
             return _bad_request("invalid_request", f"not a LINE webhook body: {exc}")
         engine: Engine | None = request.app.state.engine
-        query_log: QueryLog = request.app.state.query_log
-        await asyncio.gather(*(channel.handle(e, engine, query_log) for e in events if isinstance(e, dict)))
+        state = request.app.state
+        await asyncio.gather(
+            *(channel.handle(e, engine, state.query_log, state.rate_limiter) for e in events if isinstance(e, dict))
+        )
         return JSONResponse({})
 
     return api_router

@@ -13,6 +13,7 @@ import logging
 from bot.answer import Reply
 from bot.engine import Engine
 from bot.querylog import QueryLog, ask_recorded
+from bot.ratelimit import RATE_LIMITED_MESSAGE, RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,13 @@ def reply_text(reply: Reply) -> str:
 
 
 async def ask_engine(
-    engine: Engine | None, query: str, *, query_log: QueryLog | None, channel: str, user: str | None = None
+    engine: Engine | None,
+    query: str,
+    *,
+    query_log: QueryLog | None,
+    channel: str,
+    user: str | None = None,
+    limiter: RateLimiter | None = None,
 ) -> Reply | str:
     """Ask the engine off the event loop and log the ask; a polite message instead of a
     Reply when it cannot.
@@ -72,6 +79,10 @@ async def ask_engine(
     problem = refusal(query, engine.settings.max_query_chars)
     if problem is not None:
         return problem
+    if limiter is not None and user:
+        wait = await asyncio.to_thread(limiter.retry_after, f"{channel}:{user}")
+        if wait is not None:
+            return RATE_LIMITED_MESSAGE.format(seconds=wait)
     try:
         return await asyncio.to_thread(ask_recorded, engine, query_log, query.strip(), channel=channel, user=user)
     except Exception:  # a channel must always say something, never fail the webhook

@@ -41,6 +41,7 @@ COMMAND = "/faq"
 SLASH_USAGE = "「/faq ご質問」の形でお送りください。例：/faq カスハラって何ですか"
 ENGINE_KEY = "faq_engine"  # where each request's engine is put in Bolt's context
 QUERY_LOG_KEY = "faq_query_log"
+LIMITER_KEY = "faq_rate_limiter"
 _MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 
 
@@ -53,7 +54,9 @@ async def answer(context: AsyncBoltContext, text: str, user: str | None) -> tupl
     """(text, blocks) answering the text, or a polite notice when it cannot be answered."""
     engine: Engine | None = context.get(ENGINE_KEY)
     query_log: QueryLog | None = context.get(QUERY_LOG_KEY)
-    result = await replies.ask_engine(engine, query_of(text), query_log=query_log, channel="slack", user=user)
+    result = await replies.ask_engine(
+        engine, query_of(text), query_log=query_log, channel="slack", user=user, limiter=context.get(LIMITER_KEY)
+    )
     return notice_blocks(result) if isinstance(result, str) else reply_blocks(result)
 
 
@@ -153,7 +156,8 @@ def router(settings: Settings, seen: SeenIds | None = None) -> APIRouter:
     async def slack_events(request: Request) -> Response:
         """Receive Slack events, button clicks and the /faq command (signed by Slack)."""
         state = request.app.state
-        return await handler.handle(request, {ENGINE_KEY: state.engine, QUERY_LOG_KEY: state.query_log})
+        context = {ENGINE_KEY: state.engine, QUERY_LOG_KEY: state.query_log, LIMITER_KEY: state.rate_limiter}
+        return await handler.handle(request, context)
 
     return api_router
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks
+from fastapi import APIRouter, BackgroundTasks, Depends
 
 from bot.answer import Reply
 from bot.api.deps import EngineDep, QueryLogDep, SettingsDep
 from bot.api.errors import ApiError
+from bot.api.protection import limit_client
 from bot.api.schemas import AskRequest, ErrorResponse, FaqEntryOut, FaqList, FieldProblem
 from bot.querylog import timed_answer
 
@@ -17,6 +18,7 @@ router = APIRouter(prefix="/v1", tags=["faq"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse},
     422: {"model": ErrorResponse},
+    429: {"model": ErrorResponse},
     503: {"model": ErrorResponse},
 }
 
@@ -32,7 +34,7 @@ def validate_query(query: str, max_chars: int) -> str:
     return stripped
 
 
-@router.post("/ask", response_model=Reply, responses=_ERRORS)
+@router.post("/ask", response_model=Reply, responses=_ERRORS, dependencies=[Depends(limit_client)])
 async def ask(
     body: AskRequest, engine: EngineDep, settings: SettingsDep, query_log: QueryLogDep, background: BackgroundTasks
 ) -> Reply:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator
 from pydantic_core import PydanticCustomError
 
 from bot.api.deps import EngineDep, QueryLogDep
 from bot.api.errors import ApiError
+from bot.api.protection import limit_client
 from bot.api.schemas import Channel, ErrorResponse, FieldProblem
 from bot.querylog import QueryLog
 
@@ -18,6 +19,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     400: {"model": ErrorResponse},
     404: {"model": ErrorResponse},
     422: {"model": ErrorResponse},
+    429: {"model": ErrorResponse},
     503: {"model": ErrorResponse},
 }
 _IdField = Field(min_length=1, max_length=64)
@@ -81,7 +83,7 @@ async def require_known_ask(query_log: QueryLog, ask_id: str) -> None:
         raise ApiError(404, "not_found", f"ask_id: {problem}", [FieldProblem(field="ask_id", problem=problem)])
 
 
-@router.post("/feedback", status_code=201, response_model=FeedbackRecorded, responses=_ERRORS)
+@router.post("/feedback", status_code=201, response_model=FeedbackRecorded, responses=_ERRORS, dependencies=[Depends(limit_client)])
 async def post_feedback(body: FeedbackRequest, query_log: QueryLogDep) -> FeedbackRecorded:
     """Record whether a reply helped; 404 when no reply had this ask_id."""
     await require_known_ask(query_log, body.ask_id)
@@ -91,7 +93,7 @@ async def post_feedback(body: FeedbackRequest, query_log: QueryLogDep) -> Feedba
     )
 
 
-@router.post("/pick", status_code=201, response_model=PickRecorded, responses=_ERRORS)
+@router.post("/pick", status_code=201, response_model=PickRecorded, responses=_ERRORS, dependencies=[Depends(limit_client)])
 async def post_pick(body: PickRequest, engine: EngineDep, query_log: QueryLogDep) -> PickRecorded:
     """Record which suggested entry a person opened after a reply; 404 for an unknown ask or entry."""
     try:

@@ -62,6 +62,7 @@
     tooLong: "ご質問は" + MAX_QUERY_CHARS.toLocaleString("ja-JP") + "文字以内で入力してください。",
     invalid: "ご質問を受け付けられませんでした。内容をご確認のうえ、もう一度お試しください。",
     notReady: "ただいま準備中です。しばらくしてから、もう一度お試しください。",
+    rateLimited: "ただいまご質問が集中しています。恐れ入りますが、少し時間をおいてから、もう一度お送りください。",
     failed: "申し訳ありません。ただいま回答できません。しばらくしてから、もう一度お試しください。",
     offline: "通信できませんでした。接続をご確認のうえ、もう一度お試しください。",
   };
@@ -471,6 +472,7 @@
     var status = error instanceof RequestFailed ? error.status : -1;
     if (status === 0) return TEXT.offline;
     if (status === 503) return TEXT.notReady;
+    if (status === 429) return TEXT.rateLimited;
     if (status === 422 || status === 400) return TEXT.invalid;
     return TEXT.failed;
   }
