@@ -181,6 +181,43 @@ def report(
         typer.echo(f"wrote suggested alternates to {suggest_alternates}: review them, then paste into corpus/faq.yaml")
 
 
+@app.command()
+def reload(
+    url: Annotated[str, typer.Option(help="the running service")] = "http://127.0.0.1:8000",
+    force: Annotated[bool, typer.Option("--force", help="rebuild even when the corpus did not change")] = False,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="wait until the new engine is live or failed")] = True,
+    timeout: Annotated[float, typer.Option(help="seconds to wait at most")] = 900.0,
+) -> None:
+    """Apply a corpus edit to a running service without a restart (POST /admin/reload).
+
+    Needs FAQBOT_ADMIN_TOKEN, as set for the service. Example: python -m bot reload --force
+    """
+    import time
+
+    import httpx
+
+    settings = _settings()
+    if settings.admin_token is None:
+        raise FaqbotError("set FAQBOT_ADMIN_TOKEN to the service's admin token")
+    headers = {"authorization": f"Bearer {settings.admin_token.get_secret_value()}"}
+    endpoint = url.rstrip("/") + "/admin/reload"
+    try:
+        with httpx.Client(timeout=30) as client:
+            response = client.post(endpoint, params={"force": str(force).lower()}, headers=headers)
+            if response.status_code not in (200, 202):
+                raise FaqbotError(f"{endpoint} answered {response.status_code}: {response.text[:300]}")
+            status = response.json()
+            deadline = time.monotonic() + timeout
+            while wait and status["state"] == "building" and time.monotonic() < deadline:
+                time.sleep(1.0)
+                status = client.get(endpoint, headers=headers).json()
+    except httpx.HTTPError as exc:
+        raise FaqbotError(f"cannot reach {endpoint}: {exc}") from None
+    typer.echo(json.dumps(status, ensure_ascii=False))
+    if status["state"] == "failed":
+        raise FaqbotError(f"reload failed: {status.get('error')}")
+
+
 @app.command("eval")
 def eval_cmd(
     split: Annotated[

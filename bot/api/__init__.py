@@ -13,6 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 from bot.api.errors import install_error_handlers
 from bot.api.protection import BodySizeLimit, SecurityHeaders
 from bot.ratelimit import RateLimiter
+from bot.reload import Reloader
 from bot.api.routes import admin, ask, entry, feedback, health
 from bot.channels import install_channels
 from bot.config import Settings
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, s
     app.state.engine = engine
     app.state.load_error = None
     app.state.query_log = query_log
+    app.state.reloader = Reloader(settings, lambda: app.state.engine, lambda new: setattr(app.state, "engine", new))
     if settings.cors_origins:
         # Only the listed sites may call the API from a browser (the web widget).
         app.add_middleware(

@@ -1,4 +1,4 @@
-"""Staff-only routes behind a bearer token: the report on what people asked."""
+"""Staff-only routes behind a bearer token: the report on what people asked, live reload."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import hmac
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from bot.api.deps import EngineDep, QueryLogDep, SettingsDep
 from bot.api.errors import ApiError
 from bot.api.schemas import ErrorResponse, FieldProblem
 from bot.desk import TOKYO
+from bot.reload import Reloader, ReloadStatus
 
 
 def require_admin(request: Request, settings: SettingsDep) -> None:
@@ -67,3 +68,22 @@ async def report(
     if format == "html":
         return HTMLResponse(text)
     return PlainTextResponse(text, media_type=_MEDIA[format])
+
+
+@router.post("/reload", response_model=ReloadStatus, status_code=202, responses={200: {"model": ReloadStatus}, **_ERRORS})
+async def post_reload(
+    request: Request,
+    force: Annotated[bool, Query(description="rebuild even when the corpus did not change")] = False,
+) -> JSONResponse:
+    """Re-read the corpus and, when it changed (or with force), build a new engine in the background."""
+    reloader: Reloader = request.app.state.reloader
+    started, status = await asyncio.to_thread(reloader.start, force)
+    code = 202 if started or status.state == "building" else 200
+    return JSONResponse(status_code=code, content=status.model_dump())
+
+
+@router.get("/reload", response_model=ReloadStatus, responses=_ERRORS)
+async def get_reload(request: Request) -> ReloadStatus:
+    """The last reload's state: building, live, failed or unchanged, with its times and error."""
+    reloader: Reloader = request.app.state.reloader
+    return reloader.status
