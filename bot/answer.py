@@ -171,18 +171,7 @@ class Answerer:
 
     def _smalltalk(self, intent: int, language: str, notice: str | None) -> Reply:
         assert self.triage is not None
-        return Reply(
-            ask_id=uuid.uuid4().hex,
-            answered=False,
-            decision="smalltalk",
-            answer=self.triage.smalltalk.reply(intent, language),
-            faq=None,
-            confidence=0.0,
-            suggestions=[],
-            route=None,
-            notice=notice,
-            language=language,
-        )
+        return _triaged("smalltalk", self.triage.smalltalk.reply(intent, language), None, notice, language)
 
     def _urgent(self, urgency: Urgency, language: str, notice: str | None, now: dt.datetime | None) -> Reply:
         """Emergency numbers first, then how to reach the desk once safe."""
@@ -205,18 +194,7 @@ class Answerer:
             hours=EMERGENCY_HOURS,
             open_now=True,
         )
-        return Reply(
-            ask_id=uuid.uuid4().hex,
-            answered=False,
-            decision="urgent",
-            answer=message,
-            faq=None,
-            confidence=0.0,
-            suggestions=[],
-            route=route,
-            notice=notice,
-            language=language,
-        )
+        return _triaged("urgent", message, route, notice, language)
 
     def reply(
         self, candidates: Sequence[Candidate], now: dt.datetime | None = None, calibration: Calibration | None = None
@@ -261,6 +239,22 @@ class Answerer:
             suggestions=suggestions,
             route=route,
         )
+
+
+def _triaged(decision: Decision, answer: str, route: Route | None, notice: str | None, language: str) -> Reply:
+    """A reply decided before the FAQ is consulted: nothing answered, no suggestions."""
+    return Reply(
+        ask_id=uuid.uuid4().hex,
+        answered=False,
+        decision=decision,
+        answer=answer,
+        faq=None,
+        confidence=0.0,
+        suggestions=[],
+        route=route,
+        notice=notice,
+        language=language,
+    )
 
 
 def _suggestion(entry: Entry, confidence: float) -> Suggestion:
