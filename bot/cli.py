@@ -107,9 +107,21 @@ def serve() -> None:
     from bot.api import create_app
     from bot.engine import load_engine
 
+    from bot.api.observability import configure_json_logging
+
     settings = _settings()
+    configure_json_logging(settings.log_level)
     engine = load_engine(settings)  # fail here, with the fix, rather than serve 503s
-    uvicorn.run(create_app(settings, engine), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    # uvicorn's own lines go through the JSON handler; its access line would repeat ours
+    # with the raw path and query string.
+    uvicorn.run(
+        create_app(settings, engine),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        log_config=None,
+        access_log=False,
+    )
 
 
 @app.command("purge-logs")

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from bot.api.errors import install_error_handlers
+from bot.api.observability import install_observability, observe_reload
 from bot.api.protection import BodySizeLimit, SecurityHeaders
 from bot.ratelimit import RateLimiter
 from bot.reload import Reloader
@@ -56,7 +57,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, s
     app.state.engine = engine
     app.state.load_error = None
     app.state.query_log = query_log
-    app.state.reloader = Reloader(settings, lambda: app.state.engine, lambda new: setattr(app.state, "engine", new))
+    app.state.reloader = Reloader(
+        settings, lambda: app.state.engine, lambda new: setattr(app.state, "engine", new), on_finish=observe_reload
+    )
     if settings.cors_origins:
         # Only the listed sites may call the API from a browser (the web widget).
         app.add_middleware(
@@ -77,6 +80,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None, s
     app.include_router(health.router)
     app.include_router(admin.router)
     app.state.channels = install_channels(app, settings)
+    install_observability(app)
     return app
 
 

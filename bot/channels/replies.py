@@ -11,6 +11,7 @@ import asyncio
 import logging
 
 from bot.answer import Reply
+from bot.api.observability import observe_decision
 from bot.engine import Engine
 from bot.querylog import QueryLog, ask_recorded
 from bot.ratelimit import RATE_LIMITED_MESSAGE, RateLimiter
@@ -84,7 +85,9 @@ async def ask_engine(
         if wait is not None:
             return RATE_LIMITED_MESSAGE.format(seconds=wait)
     try:
-        return await asyncio.to_thread(ask_recorded, engine, query_log, query.strip(), channel=channel, user=user)
+        reply = await asyncio.to_thread(ask_recorded, engine, query_log, query.strip(), channel=channel, user=user)
+        observe_decision(channel, reply.decision)
+        return reply
     except Exception:  # a channel must always say something, never fail the webhook
         log.exception("answering a chat message failed")
         return FAILED

@@ -10,6 +10,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends
 from bot.answer import Reply
 from bot.api.deps import EngineDep, QueryLogDep, SettingsDep
 from bot.api.errors import ApiError
+from bot.api.observability import observe_decision
 from bot.api.protection import limit_client
 from bot.api.schemas import AskRequest, ErrorResponse, FaqEntryOut, FaqList, FieldProblem
 from bot.querylog import timed_answer
@@ -42,6 +43,7 @@ async def ask(
     query = validate_query(body.query, settings.max_query_chars)
     # Embedding is CPU-bound; keep the event loop free for other requests.
     reply, latency_ms = await asyncio.to_thread(timed_answer, engine, query)
+    observe_decision(body.channel, reply.decision)
     # Logged once the response is out, so masking and the writer never delay it; feedback
     # may come back before the record is queued, so the ask is known at once.
     query_log.remember(reply.ask_id)
