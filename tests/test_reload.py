@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import shutil
 import time
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ import yaml
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from scripts_loader import load_script
 from test_web import serve
 
 from bot.api import create_app
@@ -23,7 +23,6 @@ from bot.embed.base import Embedder
 from bot.engine import ensure_index, load_engine
 from bot.text import TextProcessor
 
-ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "reload-test-admin-token-0123456789"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 
@@ -107,14 +106,6 @@ def test_a_broken_corpus_fails_with_the_message_and_the_old_engine_stays(
     assert body["state"] == "failed" and "faq.yaml" in body["error"]
     assert app.state.engine is old
     assert client.post("/v1/ask", json={"query": "カスハラって何ですか"}).status_code == 200
-
-
-def load_script(name: str) -> object:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_a_forced_reload_under_load_fails_no_request(app: FastAPI) -> None:

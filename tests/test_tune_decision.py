@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
+from scripts_loader import load_script
 
-_spec = importlib.util.spec_from_file_location("tune_decision", Path(__file__).parent.parent / "scripts" / "tune_decision.py")
-assert _spec and _spec.loader
-tune_decision = importlib.util.module_from_spec(_spec)
-sys.modules["tune_decision"] = tune_decision  # dataclasses look their module up there
-_spec.loader.exec_module(tune_decision)
+tune_decision = load_script("tune_decision")
 
 
 def examples() -> tune_decision.Examples:
