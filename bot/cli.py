@@ -278,18 +278,20 @@ def eval_cmd(
 
 @app.command("eval-reach")
 def eval_reach_cmd(
-    split: Annotated[str, typer.Option(help="which half of corpus/eval_reach.yaml: test (held out), tune or all")] = "test",
+    split: Annotated[
+        str, typer.Option(help="which part of corpus/eval_reach.yaml: test2 (held out), tune, test or all")
+    ] = "test2",
     style: Annotated[str | None, typer.Option(help="only this style (english, romaji, urgent, …)")] = None,
 ) -> None:
     """Languages, scripts, styles, small talk and safety: every message through the whole path.
 
-    Example: python -m bot eval-reach --split test
+    Example: python -m bot eval-reach --split test2
     """
     from bot.engine import load_engine
     from bot.evaluate_reach import load_reach_set, report_lines, run_reach
 
-    if split not in ("test", "tune", "all"):
-        raise FaqbotError(f"--split must be test, tune or all, not {split!r}")
+    if split not in ("test2", "test", "tune", "all"):
+        raise FaqbotError(f"--split must be test2, test, tune or all, not {split!r}")
     settings = _settings()
     engine = load_engine(settings)
     items = [

@@ -8,6 +8,7 @@ import yaml
 
 from bot.corpus import HELD_OUT_SPLIT, TUNING_SPLITS, load_corpus, load_eval_set
 from bot.errors import CorpusError
+from bot.text import normalize
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT.parent / "shared" / "seed" / "000_0cea0695475fb337.txt"
@@ -142,3 +143,19 @@ def test_eval_set_with_unknown_id_is_refused(corpus_dir: Path) -> None:
 def test_contacts_unset_are_reported_missing() -> None:
     corpus = load_corpus(ROOT / "corpus")
     assert corpus.contacts.missing() == ["form_url", "phone", "hours"]
+
+
+def test_the_held_out_reach_split_shares_no_text_with_what_the_bot_learns_from() -> None:
+    """test2 of eval_reach.yaml reports the languages, small-talk and safety figures, so
+    none of its messages is an unanswered question, a small-talk example or a safety example."""
+    corpus = load_corpus(ROOT / "corpus")
+    reach = yaml.safe_load((ROOT / "corpus" / "eval_reach.yaml").read_text(encoding="utf-8"))["items"]
+    held_out = {normalize(i["query"]) for i in reach if i["split"] == "test2"}
+    assert len(held_out) >= 250
+    seen = {normalize(i["query"]) for i in reach if i["split"] != "test2"}
+    seen |= {normalize(u.query) for u in corpus.unanswered}
+    smalltalk = yaml.safe_load((ROOT / "corpus" / "smalltalk.yaml").read_text(encoding="utf-8"))["intents"]
+    seen |= {normalize(e) for intent in smalltalk for e in intent["examples"]}
+    safety = yaml.safe_load((ROOT / "corpus" / "safety.yaml").read_text(encoding="utf-8"))
+    seen |= {normalize(e) for kind in ("urgent_examples", "crisis_examples", "calm_examples") for e in safety[kind]}
+    assert not held_out & seen
