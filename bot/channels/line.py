@@ -227,7 +227,7 @@ def router(settings: Settings, seen: SeenIds | None = None) -> APIRouter:
     channel = LineChannel(settings, seen if seen is not None else MemorySeenIds())
     api_router = APIRouter(tags=["channels"])
 
-    @api_router.post("/line/webhook")
+    @api_router.post("/line/webhook", responses={400: {"description": "missing or wrong signature, or not a LINE body"}})
     async def line_webhook(request: Request) -> JSONResponse:
         """Receive LINE webhook events (signed with the channel secret) and reply to text messages."""
         text = channel.verify(await request.body(), request.headers.get("x-line-signature"))

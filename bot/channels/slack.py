@@ -152,7 +152,7 @@ def router(settings: Settings, seen: SeenIds | None = None) -> APIRouter:
     handler = AsyncSlackRequestHandler(build_bolt_app(settings, seen if seen is not None else MemorySeenIds()))
     api_router = APIRouter(tags=["channels"])
 
-    @api_router.post("/slack/events")
+    @api_router.post("/slack/events", responses={401: {"description": "missing, stale or wrong Slack signature"}})
     async def slack_events(request: Request) -> Response:
         """Receive Slack events, button clicks and the /faq command (signed by Slack)."""
         state = request.app.state

@@ -43,7 +43,11 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 _MEDIA = {"html": "text/html; charset=utf-8", "md": "text/markdown; charset=utf-8", "csv": "text/csv; charset=utf-8"}
 
 
-@router.get("/report", response_class=HTMLResponse, responses=_ERRORS)
+@router.get(
+    "/report",
+    response_class=Response,
+    responses={200: {"content": {m.split(";")[0]: {"schema": {"type": "string"}} for m in _MEDIA.values()}}, **_ERRORS},
+)
 async def report(
     engine: EngineDep,
     query_log: QueryLogDep,
