@@ -153,6 +153,8 @@ class Answerer:
         if self.triage is None:
             return self.reply(self.retriever.rank(query), now).model_copy(update={"language": language})
         to_rank, intent = self.triage.smalltalk.split(query)
+        if intent is not None and self.triage.safety.alarming(query):
+            to_rank, intent = query, None
         if intent is not None:
             return self._smalltalk(intent, language, notice)
         ranking = self.retriever.ranking(to_rank)

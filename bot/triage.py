@@ -37,6 +37,8 @@ Urgency = Literal["urgent", "crisis"]
 # What may stand between or around small-talk phrases: spaces, punctuation, 〜, laughter.
 _SEPARATORS = r"[\s、。，,.．!！?？〜~ー…・♪☆★wｗ笑]*"
 _LATIN = re.compile(r"[a-z]")
+# Words that strengthen a phrase without changing it (本当にありがとう, thank you so much).
+_INTENSIFIERS = r"(?:本当に|ほんとに|ほんとうに|どうも|とても|すごく|大変|(?:so much|very much|a lot|really|so|again|bạn|nhiều|lắm)(?![a-z]))"
 _SMALLTALK_MAX_CHARS = 40
 _MIN_REMAINDER_CHARS = 4
 
@@ -158,7 +160,10 @@ class SmallTalk:
             re.escape(p) + (r"(?![a-z])" if _LATIN.search(p[-1]) else "") for p, _ in phrases if p
         )
         # Polite or casual endings people add to a phrase (ありがとうね, こんにちはー).
-        one = rf"(?:{alternation})(?:です|ございます|ございました|ね|よ|な)?"
+        one = (
+            rf"(?:{_INTENSIFIERS}{_SEPARATORS})?(?:{alternation})(?:です|ございます|ございました|ね|よ|な)?"
+            rf"(?:{_SEPARATORS}{_INTENSIFIERS})*"
+        )
         self._leading = re.compile(rf"^{_SEPARATORS}(?:{one}{_SEPARATORS})+")
         self._trailing = re.compile(rf"(?:{_SEPARATORS}{one})+{_SEPARATORS}$")
         self._phrase = re.compile(alternation)
@@ -215,6 +220,12 @@ class Safety:
             "crisis": list(safety.crisis_examples),
             "calm": list(safety.calm_examples),
         }
+
+    def alarming(self, text: str) -> bool:
+        """Whether the message has a danger or self-harm word, so a greeting around it
+        ("もしもし、助けて") is read for danger rather than answered as small talk."""
+        plain = _plain(text)
+        return _found(self._danger, plain) or _found(self._self_harm, plain)
 
     def similarities(self, vectors: Matrix) -> dict[str, float]:
         """The message's best cosine to the urgent, crisis and calm examples."""

@@ -64,6 +64,9 @@ def test_small_talk_around_a_question_is_stripped_and_alone_is_recognized(engine
     assert text == "" and intent is not None and smalltalk.intents[intent].id == "greeting"
     assert smalltalk.intents[smalltalk.split("ありがとうございました！")[1] or 0].id == "thanks"
     assert smalltalk.split("hiroshima no seminaa") == ("hiroshima no seminaa", None), "a phrase inside a word is not one"
+    for strengthened in ("本当にありがとうございました", "thank you so much!", "Cảm ơn bạn nhiều"):
+        assert smalltalk.split(strengthened)[1] is not None, strengthened
+    assert smalltalk.split("so, what is kasuhara?") == ("so, what is kasuhara?", None)
 
 
 @pytest.mark.parametrize(
@@ -152,6 +155,11 @@ def test_danger_now_gets_the_emergency_numbers_first(api: TestClient, app: FastA
     app.state.query_log.flush()
     logged = app.state.query_log.store.ask(body["ask_id"])
     assert logged is not None and logged.decision == "urgent"
+
+
+def test_a_greeting_around_a_call_for_help_is_read_for_danger(api: TestClient) -> None:
+    assert ask(api, "もしもし、助けて")["decision"] == "urgent"
+    assert ask(api, "こんにちは、死にたい")["decision"] == "urgent"
 
 
 def test_self_harm_gets_the_mental_health_lines(api: TestClient) -> None:
