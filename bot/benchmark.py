@@ -127,7 +127,8 @@ def benchmark_index(
         progress(building)
         return build_index(corpus, embedder, text, adaptation)
     progress(f"{building} (unless {index_dir} holds a matching index)")
-    if not ensure_index(settings.model_copy(update={"index_dir": index_dir}), corpus, embedder, text):
+    # Ranked here by the models as loaded (PyTorch): no ONNX export to write.
+    if not ensure_index(settings.model_copy(update={"index_dir": index_dir, "runtime": "torch"}), corpus, embedder, text):
         progress(f"reusing the index at {index_dir}")
     return load_index(index_dir, expected_manifest(corpus, embedder, adaptation), embedder)
 

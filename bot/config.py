@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -57,6 +58,15 @@ class Settings(BaseSettings):
     )
 
     # Serving.
+    runtime: Literal["onnx", "torch"] = Field(
+        "onnx",
+        description="what runs the model for queries: ONNX Runtime (exported when the index is built; the same "
+        "vectors at about half the time) or PyTorch",
+    )
+    runtime_threads: int = Field(1, ge=1, le=64, description="threads per ONNX Runtime session (one per model)")
+    cache_size: int = Field(
+        1024, ge=0, le=1_000_000, description="rankings of recent queries kept, by normalized text; 0 turns the cache off"
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     log_level: str = "INFO"

@@ -21,6 +21,7 @@ from bot.index import (
     expected_manifest,
     load_index,
     mismatches,
+    onnx_files,
     read_manifest,
     save_index,
 )
@@ -70,7 +71,9 @@ def fusion_weights(settings: Settings) -> FusionWeights:
 
 def build_retriever(settings: Settings, corpus: Corpus, faq_index: FaqIndex, text: TextProcessor) -> Retriever:
     """The retriever with the ranking settings in force, as the service and the benchmark use it."""
-    return Retriever(corpus, faq_index, text, fusion_weights(settings), respell_kana=settings.respell_kana)
+    return Retriever(
+        corpus, faq_index, text, fusion_weights(settings), respell_kana=settings.respell_kana, cache_size=settings.cache_size
+    )
 
 
 def calibration(settings: Settings) -> Calibration:
@@ -94,10 +97,27 @@ def ensure_index(
     `embedder` is the base model; the index keeps its own adapted copy."""
     manifest = read_manifest(settings.index_dir)
     expected = expected_manifest(corpus, embedder, settings.adaptation)
+    onnx = settings.runtime == "onnx"
     if not force and manifest is not None and not mismatches(manifest, expected):
-        return False
-    save_index(build_index(corpus, embedder, text, settings.adaptation), settings.index_dir)
+        if not onnx or all((settings.index_dir / name).is_file() for name in onnx_files(manifest)):
+            return False
+        log.info("the index at %s has no ONNX export of its models: rebuilding it", settings.index_dir)
+    save_index(build_index(corpus, embedder, text, settings.adaptation), settings.index_dir, export_onnx=onnx)
     return True
+
+
+def use_runtime(settings: Settings, faq_index: FaqIndex) -> None:
+    """Embed queries with ONNX Runtime from the index's exports when settings ask for it;
+    an index without them (built with FAQBOT_RUNTIME=torch) is served by PyTorch."""
+    if settings.runtime != "onnx":
+        return
+    models = [faq_index.embedder] + ([faq_index.base.embedder] if faq_index.base is not None else [])
+    for model, name in zip(models, onnx_files(faq_index.manifest), strict=True):
+        path = settings.index_dir / name
+        if not isinstance(model, SentenceTransformerEmbedder) or not path.is_file():
+            log.warning("%s: no ONNX export; queries are embedded by PyTorch (rebuild with `python -m bot build --force`)", path)
+            continue
+        model.use_onnx(path, settings.runtime_threads)
 
 
 def assemble(settings: Settings, corpus: Corpus, faq_index: FaqIndex, text: TextProcessor | None = None) -> Engine:
@@ -151,4 +171,5 @@ def load_engine(settings: Settings, embedder: Embedder | None = None) -> Engine:
     embedder = embedder or load_embedder(settings)
     expected = expected_manifest(corpus, embedder, settings.adaptation)
     faq_index = load_index(settings.index_dir, expected, embedder)
+    use_runtime(settings, faq_index)
     return assemble(settings, corpus, faq_index)

@@ -43,6 +43,8 @@ UNANSWERED_INDEX_FILE = "unanswered.faiss"
 ROWS_FILE = "rows.json"
 MANIFEST_FILE = "manifest.json"
 MODEL_FOLDER = "model"
+MODEL_ONNX_FILE = "model.onnx"
+BASE_ONNX_FILE = "base.onnx"
 REBUILD_HINT = "rebuild it with `python -m bot build` (or `make run`)"
 TOKYO = ZoneInfo("Asia/Tokyo")
 
@@ -167,9 +169,15 @@ def _flat_index(vectors: np.ndarray) -> faiss.Index:
     return index
 
 
-def save_index(faq_index: FaqIndex, folder: Path) -> None:
+def onnx_files(manifest: dict[str, object]) -> tuple[str, ...]:
+    """The ONNX exports an index folder holds for serving: its model's, and the base
+    model's when the model was adapted."""
+    return (MODEL_ONNX_FILE, BASE_ONNX_FILE) if manifest.get("adaptation") else (MODEL_ONNX_FILE,)
+
+
+def save_index(faq_index: FaqIndex, folder: Path, *, export_onnx: bool = False) -> None:
     """Write atomically, so a crash mid-write never leaves a half-written index where
-    the service looks."""
+    the service looks; with `export_onnx`, also the models as ONNX graphs for serving."""
 
     def fill(tmp: Path) -> None:
         faiss.write_index(faq_index.index, str(tmp / INDEX_FILE))
@@ -181,6 +189,12 @@ def save_index(faq_index: FaqIndex, folder: Path) -> None:
                 raise ModelError(f"cannot save the adapted model {faq_index.embedder.model_id!r}")
             faq_index.embedder.save(tmp / MODEL_FOLDER)
             faiss.write_index(faq_index.base.index, str(tmp / BASE_INDEX_FILE))
+        if export_onnx:
+            models = [faq_index.embedder] + ([faq_index.base.embedder] if faq_index.base is not None else [])
+            for model, name in zip(models, onnx_files(faq_index.manifest), strict=True):
+                if not isinstance(model, SentenceTransformerEmbedder):
+                    raise ModelError(f"cannot export {model.model_id!r} to ONNX: not a sentence-transformers model")
+                model.export_onnx(tmp / name)
         (tmp / MANIFEST_FILE).write_text(
             json.dumps(faq_index.manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
         )

@@ -21,6 +21,7 @@ the candidate for the decision step (bot.answer), which needs absolute evidence.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Iterable
@@ -34,7 +35,7 @@ from bot.corpus import Corpus, Entry
 from bot.errors import IndexMismatchError
 from bot.index import ASKED_KINDS, REBUILD_HINT, WRITTEN_KINDS, FaqIndex, field_rows
 from bot.language import is_romaji, romaji_to_kana
-from bot.text import KanaRespeller, TextProcessor
+from bot.text import KanaRespeller, TextProcessor, normalize
 from bot.types import Matrix, Vector
 
 
@@ -117,8 +118,12 @@ class Retriever:
         weights: FusionWeights,
         *,
         respell_kana: bool = True,
+        cache_size: int = 0,
     ) -> None:
         self.corpus = corpus
+        # Asked again (the widget's example questions, a retry), a query costs a lookup.
+        # One cache per retriever, so a reload, which builds a new one, starts empty.
+        self._cached = functools.lru_cache(maxsize=cache_size)(self._ranking) if cache_size else self._ranking
         self._text = text
         self._weights = weights
         self._index = faq_index.index
@@ -176,7 +181,11 @@ class Retriever:
         return list(dict.fromkeys(spellings))
 
     def ranking(self, query: str) -> Ranking:
-        """All entries, best first, with what triage reads from the same pass."""
+        """All entries, best first, with what triage reads from the same pass (shared
+        between callers that ask the same normalized query: read it, never change it)."""
+        return self._cached(normalize(query))
+
+    def _ranking(self, query: str) -> Ranking:
         spellings = self.spellings(query)
         vectors = self._embedder.embed_queries(spellings)
         question, answer, chunk = _best_of(self._dense(self._index, v) for v in vectors)

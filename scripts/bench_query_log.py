@@ -13,11 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,63 +21,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import yaml
-
-ROOT = Path(__file__).resolve().parent.parent
-READY_TIMEOUT = 180.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from local_service import percentile, questions, service
 
 
 @contextmanager
-def service(log_on: bool, database: Path) -> Iterator[str]:
-    """A `python -m bot serve` process on a free loopback port; yields its base URL."""
-    port = free_port()
+def logging_service(log_on: bool, database: Path) -> Iterator[str]:
     env = {
-        **os.environ,
-        "FAQBOT_PORT": str(port),
-        "FAQBOT_HOST": "127.0.0.1",
         "FAQBOT_QUERY_LOG": "true" if log_on else "false",
         "FAQBOT_DATABASE_URL": f"sqlite:///{database}",
-        "FAQBOT_LOG_LEVEL": "WARNING",
+        "FAQBOT_CACHE_SIZE": "0",  # every request ranks
     }
-    proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=ROOT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"the service exited with {proc.returncode}; is the index built (python -m bot build)?")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("the service did not become ready in time")
-            time.sleep(0.5)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def questions() -> list[str]:
-    data = yaml.safe_load((ROOT / "corpus" / "eval.yaml").read_text(encoding="utf-8"))
-    items = [*data["in_domain"], *data["out_of_scope"]]
-    return [item["query"] for item in items if item.get("split") == "test8"]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    with service(env) as running:
+        yield running.base
 
 
 def main() -> None:
@@ -95,7 +46,9 @@ def main() -> None:
     texts = questions()
     timings: dict[str, list[float]] = {"on": [], "off": []}
     with tempfile.TemporaryDirectory() as tmp:
-        with service(not args.control, Path(tmp) / "on.sqlite3") as on, service(False, Path(tmp) / "off.sqlite3") as off:
+        with logging_service(not args.control, Path(tmp) / "on.sqlite3") as on, logging_service(
+            False, Path(tmp) / "off.sqlite3"
+        ) as off:
             bases = {"on": on, "off": off}
             with httpx.Client(timeout=30) as client:
                 for i in range(args.warmup + args.requests):

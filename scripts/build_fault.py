@@ -69,6 +69,7 @@ def experiment(settings: Settings, kills: int, max_seconds: float) -> int:
         "FAQBOT_INDEX_DIR": str(settings.index_dir),
         "FAQBOT_MODEL": settings.model,
         "FAQBOT_ADAPT_EPOCHS": str(settings.adapt_epochs),
+        "FAQBOT_RUNTIME": settings.runtime,
         "FAQBOT_LOG_LEVEL": "WARNING",
     }
     command = [sys.executable, "-m", "bot", "build", "--force"]

@@ -16,24 +16,12 @@ import asyncio
 import json
 import statistics
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-import yaml
+from local_service import percentile, questions
 
-ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-def questions() -> list[str]:
-    data = yaml.safe_load((ROOT / "corpus" / "eval.yaml").read_text(encoding="utf-8"))
-    return [item["query"] for item in [*data["in_domain"], *data["out_of_scope"]]]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
 async def client_loop(
@@ -70,7 +58,7 @@ async def reload_during(client: httpx.AsyncClient, base: str, token: str, at: fl
 
 
 async def run(base: str, clients: int, seconds: float, reload_at: float | None, token: str | None) -> dict[str, object]:
-    texts = questions()
+    texts = questions(None)
     latencies: list[float] = []
     errors: list[str] = []
     limits = httpx.Limits(max_connections=clients + 2)

@@ -71,7 +71,10 @@ def small_corpus(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def local(settings: Settings, corpus_dir: Path, index_dir: Path) -> Settings:
-    return settings.model_copy(update={"corpus_dir": corpus_dir, "index_dir": index_dir, "adapt_epochs": 0})
+    """Unadapted and without ONNX exports: a build of seconds, so kills land all over it."""
+    return settings.model_copy(
+        update={"corpus_dir": corpus_dir, "index_dir": index_dir, "adapt_epochs": 0, "runtime": "torch"}
+    )
 
 
 def build(settings: Settings, embedder: Embedder) -> None:
@@ -237,11 +240,11 @@ def test_swaps_killed_at_random_moments_leave_a_whole_folder(tmp_path: Path, swa
 def test_the_fault_script_kills_real_builds_and_each_time_the_index_survives(
     tmp_path: Path, settings: Settings, small_corpus: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """scripts/build_fault.py in a short mode: `python -m bot build` killed at four moments."""
+    """scripts/build_fault.py in a short mode: `python -m bot build` killed at three moments."""
     build_fault = load_script("build_fault")
     live = local(settings, small_corpus, tmp_path / "faq")
-    assert build_fault.experiment(live, kills=4, max_seconds=300) == 0  # type: ignore[attr-defined]
+    assert build_fault.experiment(live, kills=3, max_seconds=300) == 0  # type: ignore[attr-defined]
     printed = capsys.readouterr().out
-    assert "4 kills, 4 loadable, 4 cleaned" in printed
-    assert printed.count("killed while running") >= 3, printed
+    assert "3 kills, 3 loadable, 3 cleaned" in printed
+    assert printed.count("killed while running") >= 2, printed
     assert names(tmp_path) == ["faq"]

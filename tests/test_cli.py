@@ -50,6 +50,7 @@ def test_build_force_rebuilds(env: dict[str, str], tmp_path) -> None:  # type: i
     (small / "faq.yaml").write_text(yaml.safe_dump(faq, allow_unicode=True), encoding="utf-8")
     (small / "unanswered.yaml").write_text("questions: []\n", encoding="utf-8")
     local = {**env, "FAQBOT_CORPUS_DIR": str(small), "FAQBOT_INDEX_DIR": str(tmp_path / "faq"), "FAQBOT_ADAPT_EPOCHS": "0"}
+    local["FAQBOT_RUNTIME"] = "torch"  # no ONNX export: a build of seconds
     assert "built index" in runner.invoke(app, ["build"], env=local).stdout
     assert "up to date" in runner.invoke(app, ["build"], env=local).stdout
     result = runner.invoke(app, ["build", "--force"], env=local)

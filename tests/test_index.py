@@ -83,7 +83,7 @@ def test_index_of_another_model_setting_is_refused(tmp_path: Path, corpus: Corpu
 
 
 def test_build_only_when_stale_and_writes_atomically(tmp_path: Path, settings: Settings, corpus: Corpus, embedder: Embedder) -> None:
-    local = settings.model_copy(update={"index_dir": tmp_path / "faq", "adapt_epochs": 0})
+    local = settings.model_copy(update={"index_dir": tmp_path / "faq", "adapt_epochs": 0, "runtime": "torch"})
     text = TextProcessor(corpus.synonyms)
     assert ensure_index(local, corpus, embedder, text) is True
     first = read_manifest(local.index_dir)
@@ -146,7 +146,8 @@ def test_adaptation_pulls_questions_toward_their_own_answers(
     assert top1 >= base_top1 and margin > base_margin + 0.02
     probe = ["カスハラって何？"]
     fresh = load_embedder(settings)
-    assert np.allclose(embedder.embed_queries(probe), fresh.embed_queries(probe)), "the base model is left untouched"
+    # The session base model may run on ONNX Runtime, the fresh one on PyTorch: equal up to rounding.
+    assert np.allclose(embedder.embed_queries(probe), fresh.embed_queries(probe), atol=1e-5), "the base model is left untouched"
 
 
 def test_index_with_other_adaptation_settings_is_refused(settings: Settings, corpus: Corpus, embedder: Embedder, engine) -> None:  # type: ignore[no-untyped-def]

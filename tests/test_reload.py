@@ -29,7 +29,7 @@ AUTH = {"authorization": f"Bearer {TOKEN}"}
 
 @pytest.fixture()
 def small(settings: Settings, embedder: Embedder, tmp_path: Path) -> Settings:
-    """Three entries, no adaptation: a build takes seconds."""
+    """Three entries, no adaptation, no ONNX export: a build takes seconds."""
     folder = tmp_path / "corpus"
     shutil.copytree(settings.corpus_dir, folder)
     faq = yaml.safe_load((folder / "faq.yaml").read_text(encoding="utf-8"))
@@ -40,6 +40,7 @@ def small(settings: Settings, embedder: Embedder, tmp_path: Path) -> Settings:
             "corpus_dir": folder,
             "index_dir": tmp_path / "index" / "faq",
             "adapt_epochs": 0.0,
+            "runtime": "torch",
             "admin_token": SecretStr(TOKEN),
             "database_url": f"sqlite:///{tmp_path / 'log.sqlite3'}",
         }

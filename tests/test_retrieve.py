@@ -78,3 +78,17 @@ def test_unanswered_cosines_follow_the_list(engine: Engine) -> None:
     assert cosines.shape == (len(engine.corpus.unanswered),)
     best = int(np.argmax(cosines))
     assert engine.corpus.unanswered[best].query == "セミナーの申込はいつまで受け付けてますか"
+
+
+def test_a_query_asked_again_is_served_from_the_cache_by_its_normalized_text(engine: Engine) -> None:
+    retriever = engine.retriever
+    first = retriever.ranking("セミナーの資料はもらえますか")
+    assert retriever.ranking("  セミナーの資料はもらえますか ") is first
+    assert retriever.ranking("ｾﾐﾅｰの資料はもらえますか") is first, "half-width katakana is the same query"
+    assert retriever.ranking("セミナーの録画はありますか") is not first
+    uncached = assemble(engine.settings.model_copy(update={"cache_size": 0}), engine.corpus, engine.faq_index, engine.text)
+    again = uncached.retriever.ranking("セミナーの資料はもらえますか")
+    assert again is not uncached.retriever.ranking("セミナーの資料はもらえますか")
+    assert [c.entry.id for c in again.candidates] == [c.entry.id for c in first.candidates]
+    rebuilt = assemble(engine.settings, engine.corpus, engine.faq_index, engine.text)  # what a reload does
+    assert rebuilt.retriever.ranking("セミナーの資料はもらえますか") is not first

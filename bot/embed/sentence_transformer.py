@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bot.embed.onnx_runtime import OnnxEncoder, export_onnx
 from bot.errors import ModelError
 from bot.types import Matrix
 
@@ -31,19 +33,19 @@ class SentenceTransformerEmbedder:
         passage_prefix: str | None = None,
         batch_size: int = 32,
     ) -> None:
-        from sentence_transformers import SentenceTransformer
-
         self._name = model
-        try:
-            # local_files_only: nothing is ever downloaded at run time.
-            self._model = SentenceTransformer(model, device="cpu", local_files_only=True)
-        except Exception as exc:  # the library raises many kinds; the message is what matters
-            raise ModelError(
-                f"cannot load model {model!r} ({type(exc).__name__}: {exc}). For the default model "
-                "run `python -m bot export-model` (or `make run`); otherwise set FAQBOT_MODEL to a "
-                "sentence-transformers folder or a model already in the local cache"
-            ) from exc
+        self._onnx: OnnxEncoder | None = None
+        self._torch: SentenceTransformer | None = _load(model)
         self._setup(query_prefix, passage_prefix, batch_size)
+
+    @property
+    def _model(self) -> SentenceTransformer:
+        """The PyTorch model: kept until ONNX Runtime takes over the queries, then read
+        from disk again only to adapt or save (a build)."""
+        if self._torch is None:
+            log.info("loading the PyTorch weights of %s again for a build", self._name)
+            self._torch = _load(self._name)
+        return self._torch
 
     def _setup(self, query_prefix: str | None, passage_prefix: str | None, batch_size: int) -> None:
         prompts = getattr(self._model, "prompts", {}) or {}
@@ -72,12 +74,31 @@ class SentenceTransformerEmbedder:
         """The same prefixes and batching around other weights (an adapted copy)."""
         other = object.__new__(SentenceTransformerEmbedder)
         other._name = f"{self._name} (adapted)"
-        other._model = model
+        other._torch = model
+        other._onnx = None
         other._setup(self._query_prefix, self._passage_prefix, self._batch_size)
         return other
 
     def save(self, folder: Path) -> None:
         self._model.save(str(folder))
+
+    def export_onnx(self, path: Path) -> None:
+        """Write this model as an ONNX graph that gives the same vectors (see bot.embed.onnx_runtime)."""
+        export_onnx(self._model, path)
+
+    def use_onnx(self, path: Path, threads: int = 1) -> None:
+        """Embed through ONNX Runtime from now on, and let the PyTorch weights go (a build
+        loads them again)."""
+        model = self._model
+        self._onnx = OnnxEncoder(
+            path, model.tokenizer, model.max_seq_length or 512, threads=threads, batch_size=self._batch_size
+        )
+        self._torch = None
+        gc.collect()
+
+    @property
+    def runtime(self) -> str:
+        return "onnx" if self._onnx is not None else "torch"
 
     @property
     def model_id(self) -> str:
@@ -105,6 +126,8 @@ class SentenceTransformerEmbedder:
     def _encode(self, texts: list[str]) -> Matrix:
         if not texts:
             return np.zeros((0, self._dim), dtype=np.float32)
+        if self._onnx is not None:
+            return self._onnx.encode(texts)
         vectors = self._model.encode(
             texts,
             batch_size=self._batch_size,
@@ -113,6 +136,20 @@ class SentenceTransformerEmbedder:
             show_progress_bar=False,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def _load(model: str) -> SentenceTransformer:
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        # local_files_only: nothing is ever downloaded at run time.
+        return SentenceTransformer(model, device="cpu", local_files_only=True)
+    except Exception as exc:  # the library raises many kinds; the message is what matters
+        raise ModelError(
+            f"cannot load model {model!r} ({type(exc).__name__}: {exc}). For the default model "
+            "run `python -m bot export-model` (or `make run`); otherwise set FAQBOT_MODEL to a "
+            "sentence-transformers folder or a model already in the local cache"
+        ) from exc
 
 
 def _folder_digest(folder: Path) -> str | None:
