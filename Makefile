@@ -35,7 +35,7 @@ services:
 	bash scripts/install-services.sh
 
 test: model browser services
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 eval: index
 	$(PY) -m bot eval

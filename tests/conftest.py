@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 from collections.abc import Iterator
@@ -45,7 +46,7 @@ def settings(model_dir: Path, corpus_copy: Path, tmp_path_factory: pytest.TempPa
     return Settings(
         corpus_dir=corpus_copy,
         # A developer may keep the session's index between runs; it is rebuilt when stale.
-        index_dir=Path(os.environ.get("FAQBOT_TEST_INDEX_DIR") or tmp_path_factory.mktemp("index") / "faq"),
+        index_dir=Path(os.environ.get("FAQBOT_TEST_INDEX_DIR") or shared_folder(tmp_path_factory) / "index" / "faq"),
         model=str(model_dir),
         log_level="WARNING",
         database_url=f"sqlite:///{tmp_path_factory.mktemp('log') / 'faqbot.sqlite3'}",
@@ -63,9 +64,19 @@ def embedder(settings: Settings) -> Embedder:
     return load_embedder(settings)
 
 
+def shared_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder every pytest-xdist worker of this run sees (the run's own temporary folder
+    otherwise), so the session index is built once, not once per worker."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def engine(settings: Settings, corpus: Corpus, embedder: Embedder) -> Engine:
-    ensure_index(settings, corpus, embedder, TextProcessor(corpus.synonyms))
+    settings.index_dir.parent.mkdir(parents=True, exist_ok=True)
+    with (settings.index_dir.parent / ".build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the first worker builds; the others wait, then load it
+        ensure_index(settings, corpus, embedder, TextProcessor(corpus.synonyms))
     return load_engine(settings, embedder)
 
 
