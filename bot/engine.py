@@ -21,6 +21,7 @@ from bot.index import (
     expected_manifest,
     load_index,
     mismatches,
+    onnx_exports,
     onnx_files,
     read_manifest,
     save_index,
@@ -111,8 +112,7 @@ def use_runtime(settings: Settings, faq_index: FaqIndex) -> None:
     an index without them (built with FAQBOT_RUNTIME=torch) is served by PyTorch."""
     if settings.runtime != "onnx":
         return
-    models = [faq_index.embedder] + ([faq_index.base.embedder] if faq_index.base is not None else [])
-    for model, name in zip(models, onnx_files(faq_index.manifest), strict=True):
+    for model, name in onnx_exports(faq_index):
         path = settings.index_dir / name
         if not isinstance(model, SentenceTransformerEmbedder) or not path.is_file():
             log.warning("%s: no ONNX export; queries are embedded by PyTorch (rebuild with `python -m bot build --force`)", path)

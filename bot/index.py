@@ -175,6 +175,12 @@ def onnx_files(manifest: dict[str, object]) -> tuple[str, ...]:
     return (MODEL_ONNX_FILE, BASE_ONNX_FILE) if manifest.get("adaptation") else (MODEL_ONNX_FILE,)
 
 
+def onnx_exports(faq_index: FaqIndex) -> list[tuple[Embedder, str]]:
+    """Each model that embeds queries for this index, with the file of its ONNX export."""
+    models = [faq_index.embedder] + ([faq_index.base.embedder] if faq_index.base is not None else [])
+    return list(zip(models, onnx_files(faq_index.manifest), strict=True))
+
+
 def save_index(faq_index: FaqIndex, folder: Path, *, export_onnx: bool = False) -> None:
     """Write atomically, so a crash mid-write never leaves a half-written index where
     the service looks; with `export_onnx`, also the models as ONNX graphs for serving."""
@@ -190,8 +196,7 @@ def save_index(faq_index: FaqIndex, folder: Path, *, export_onnx: bool = False) 
             faq_index.embedder.save(tmp / MODEL_FOLDER)
             faiss.write_index(faq_index.base.index, str(tmp / BASE_INDEX_FILE))
         if export_onnx:
-            models = [faq_index.embedder] + ([faq_index.base.embedder] if faq_index.base is not None else [])
-            for model, name in zip(models, onnx_files(faq_index.manifest), strict=True):
+            for model, name in onnx_exports(faq_index):
                 if not isinstance(model, SentenceTransformerEmbedder):
                     raise ModelError(f"cannot export {model.model_id!r} to ONNX: not a sentence-transformers model")
                 model.export_onnx(tmp / name)

@@ -22,7 +22,7 @@ from bot.corpus import Corpus, load_corpus, load_eval_set
 from bot.embed.onnx_runtime import PARITY_COSINE
 from bot.embed.sentence_transformer import SentenceTransformerEmbedder
 from bot.engine import Engine, ensure_index, load_embedder, load_engine
-from bot.index import BASE_ONNX_FILE, MODEL_ONNX_FILE, build_index, save_index
+from bot.index import BASE_ONNX_FILE, MODEL_ONNX_FILE, build_index, onnx_exports, save_index
 from bot.text import TextProcessor
 
 
@@ -37,8 +37,7 @@ def torch_engine(settings: Settings) -> Engine:
 
 
 def models(engine: Engine) -> list[SentenceTransformerEmbedder]:
-    base = engine.faq_index.base
-    found = [engine.faq_index.embedder] + ([base.embedder] if base is not None else [])
+    found = [model for model, _ in onnx_exports(engine.faq_index)]
     assert all(isinstance(m, SentenceTransformerEmbedder) for m in found)
     return found  # type: ignore[return-value]
 
