@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
 
@@ -288,10 +288,11 @@ def eval_reach_cmd(
     Example: python -m bot eval-reach --split test2
     """
     from bot.engine import load_engine
-    from bot.evaluate_reach import load_reach_set, report_lines, run_reach
+    from bot.evaluate_reach import ReachSplit, load_reach_set, report_lines, run_reach
 
-    if split not in ("test2", "test", "tune", "all"):
-        raise FaqbotError(f"--split must be test2, test, tune or all, not {split!r}")
+    choices = (*get_args(ReachSplit), "all")
+    if split not in choices:
+        raise FaqbotError(f"--split must be one of {', '.join(choices)}, not {split!r}")
     settings = _settings()
     engine = load_engine(settings)
     items = [

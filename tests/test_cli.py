@@ -104,3 +104,9 @@ def test_bad_input_is_a_message_not_a_traceback(env: dict[str, str]) -> None:
     done = subprocess.run([sys.executable, "-m", "bot", "ask", "  "], check=False, env={**env, "PATH": ""}, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "error: query: must not be empty" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_eval_reach_names_its_splits_for_an_unknown_one(env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["eval-reach", "--split", "nope"], env=env)
+    assert isinstance(result.exception, FaqbotError)
+    assert "--split must be one of tune, test, test2, all, not 'nope'" in str(result.exception)

@@ -1,8 +1,8 @@
 """Serve a sentence-transformers model through ONNX Runtime.
 
 Why: a query pass through ONNX Runtime takes about half the time of PyTorch's on this
-kind of machine, with the same vectors (cosine ≥ 0.99999, no ranking changes over the
-evaluation sets). The model is exported once, when the index is built, with mean
+kind of machine, with the same vectors (cosine above PARITY_COSINE, no ranking changes
+over the evaluation sets). The model is exported once, when the index is built, with mean
 pooling and L2 normalization inside the graph, so serving is tokenizer + one session
 run. int8 dynamic quantization was measured too and left out: it changed the top
 answer for 4–8% of the evaluation queries.
@@ -12,7 +12,6 @@ PyTorch is still needed to export (and to adapt the model), never to run the exp
 
 from __future__ import annotations
 
-import logging
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,8 +23,6 @@ from bot.types import Matrix
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
-
-log = logging.getLogger(__name__)
 
 _OPSET = 17
 _INPUTS = ("input_ids", "attention_mask")
@@ -91,7 +88,6 @@ class OnnxEncoder:
         self.tokenizer = tokenizer
         self._max_length = max_seq_length
         self._batch_size = batch_size
-        self.path = Path(path)
 
     def encode(self, texts: list[str]) -> Matrix:
         parts = []
