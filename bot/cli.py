@@ -279,13 +279,13 @@ def eval_cmd(
 @app.command("eval-reach")
 def eval_reach_cmd(
     split: Annotated[
-        str, typer.Option(help="which part of corpus/eval_reach.yaml: test2 (held out), tune, test or all")
-    ] = "test2",
+        str, typer.Option(help="which part of corpus/eval_reach.yaml: test3 (held out), tune, test, test2 or all")
+    ] = "test3",
     style: Annotated[str | None, typer.Option(help="only this style (english, romaji, urgent, …)")] = None,
 ) -> None:
     """Languages, scripts, styles, small talk and safety: every message through the whole path.
 
-    Example: python -m bot eval-reach --split test2
+    Example: python -m bot eval-reach --split test3
     """
     from bot.engine import load_engine
     from bot.evaluate_reach import ReachSplit, load_reach_set, report_lines, run_reach

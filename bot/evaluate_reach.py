@@ -24,7 +24,7 @@ from bot.errors import CorpusError
 
 REACH_FILE = "eval_reach.yaml"
 LABELS = ("out_of_scope", "smalltalk", "urgent", "crisis")
-ReachSplit = Literal["tune", "test", "test2"]
+ReachSplit = Literal["tune", "test", "test2", "test3"]
 
 
 class ReachItem(Strict):

@@ -146,13 +146,13 @@ def test_contacts_unset_are_reported_missing() -> None:
 
 
 def test_the_held_out_reach_split_shares_no_text_with_what_the_bot_learns_from() -> None:
-    """test2 of eval_reach.yaml reports the languages, small-talk and safety figures, so
+    """test3 of eval_reach.yaml reports the languages, small-talk and safety figures, so
     none of its messages is an unanswered question, a small-talk example or a safety example."""
     corpus = load_corpus(ROOT / "corpus")
     reach = yaml.safe_load((ROOT / "corpus" / "eval_reach.yaml").read_text(encoding="utf-8"))["items"]
-    held_out = {normalize(i["query"]) for i in reach if i["split"] == "test2"}
+    held_out = {normalize(i["query"]) for i in reach if i["split"] == "test3"}
     assert len(held_out) >= 250
-    seen = {normalize(i["query"]) for i in reach if i["split"] != "test2"}
+    seen = {normalize(i["query"]) for i in reach if i["split"] != "test3"}
     seen |= {normalize(u.query) for u in corpus.unanswered}
     smalltalk = yaml.safe_load((ROOT / "corpus" / "smalltalk.yaml").read_text(encoding="utf-8"))["intents"]
     seen |= {normalize(e) for intent in smalltalk for e in intent["examples"]}
