@@ -6,12 +6,12 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, get_args
+from typing import Annotated
 
 import typer
 
 from bot.config import Settings
-from bot.corpus import EVAL_SPLITS, HELD_OUT_SPLIT, TUNING_SPLITS
+from bot.corpus import EVAL_SPLITS, HELD_OUT_SPLIT, REACH_HELD_OUT_SPLIT, REACH_SPLITS, TUNING_SPLITS
 from bot.errors import FaqbotError
 
 app = typer.Typer(
@@ -279,18 +279,22 @@ def eval_cmd(
 @app.command("eval-reach")
 def eval_reach_cmd(
     split: Annotated[
-        str, typer.Option(help="which part of corpus/eval_reach.yaml: test3 (held out), tune, test, test2 or all")
-    ] = "test3",
+        str,
+        typer.Option(
+            help=f"which part of corpus/eval_reach.yaml: {REACH_HELD_OUT_SPLIT} (held out), "
+            f"{', '.join(s for s in REACH_SPLITS if s != REACH_HELD_OUT_SPLIT)} or all"
+        ),
+    ] = REACH_HELD_OUT_SPLIT,
     style: Annotated[str | None, typer.Option(help="only this style (english, romaji, urgent, …)")] = None,
 ) -> None:
     """Languages, scripts, styles, small talk and safety: every message through the whole path.
 
-    Example: python -m bot eval-reach --split test3
+    Example: python -m bot eval-reach --split tune
     """
     from bot.engine import load_engine
-    from bot.evaluate_reach import ReachSplit, load_reach_set, report_lines, run_reach
+    from bot.evaluate_reach import load_reach_set, report_lines, run_reach
 
-    choices = (*get_args(ReachSplit), "all")
+    choices = (*REACH_SPLITS, "all")
     if split not in choices:
         raise FaqbotError(f"--split must be one of {', '.join(choices)}, not {split!r}")
     settings = _settings()

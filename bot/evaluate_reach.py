@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Literal
 
 from bot.answer import Answerer, Reply
-from bot.corpus import Corpus, Strict, Text, read_yaml, validate
+from bot.corpus import Corpus, ReachSplit, Strict, Text, read_yaml, validate
 from bot.errors import CorpusError
 
 REACH_FILE = "eval_reach.yaml"
 LABELS = ("out_of_scope", "smalltalk", "urgent", "crisis")
-ReachSplit = Literal["tune", "test", "test2", "test3"]
 
 
 class ReachItem(Strict):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.corpus import HELD_OUT_SPLIT, TUNING_SPLITS, load_corpus, load_eval_set
+from bot.corpus import HELD_OUT_SPLIT, REACH_HELD_OUT_SPLIT, TUNING_SPLITS, load_corpus, load_eval_set
 from bot.errors import CorpusError
 from bot.text import normalize
 
@@ -146,13 +146,13 @@ def test_contacts_unset_are_reported_missing() -> None:
 
 
 def test_the_held_out_reach_split_shares_no_text_with_what_the_bot_learns_from() -> None:
-    """test3 of eval_reach.yaml reports the languages, small-talk and safety figures, so
+    """The held-out split of eval_reach.yaml reports the languages, small-talk and safety figures, so
     none of its messages is an unanswered question, a small-talk example or a safety example."""
     corpus = load_corpus(ROOT / "corpus")
     reach = yaml.safe_load((ROOT / "corpus" / "eval_reach.yaml").read_text(encoding="utf-8"))["items"]
-    held_out = {normalize(i["query"]) for i in reach if i["split"] == "test3"}
+    held_out = {normalize(i["query"]) for i in reach if i["split"] == REACH_HELD_OUT_SPLIT}
     assert len(held_out) >= 250
-    seen = {normalize(i["query"]) for i in reach if i["split"] != "test3"}
+    seen = {normalize(i["query"]) for i in reach if i["split"] != REACH_HELD_OUT_SPLIT}
     seen |= {normalize(u.query) for u in corpus.unanswered}
     smalltalk = yaml.safe_load((ROOT / "corpus" / "smalltalk.yaml").read_text(encoding="utf-8"))["intents"]
     seen |= {normalize(e) for intent in smalltalk for e in intent["examples"]}
