@@ -64,6 +64,13 @@ class Settings(BaseSettings):
         "vectors at about half the time) or PyTorch",
     )
     runtime_threads: int = Field(1, ge=1, le=64, description="threads per ONNX Runtime session (one per model)")
+    batch_window_ms: float = Field(
+        0.0,
+        ge=0.0,
+        le=50.0,
+        description="how long a model's pass waits for other requests to batch with; 0 batches only what queued "
+        "while the previous pass ran, so a request alone never waits",
+    )
     cache_size: int = Field(
         1024, ge=0, le=1_000_000, description="rankings of recent queries kept, by normalized text; 0 turns the cache off"
     )

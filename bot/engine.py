@@ -14,16 +14,21 @@ from bot.config import Settings
 from bot.corpus import Corpus, load_corpus
 from bot.desk import Desk
 from bot.embed.base import Embedder
-from bot.embed.sentence_transformer import SentenceTransformerEmbedder
+from bot.embed.onnx_runtime import TokenInputs
+from bot.embed.sentence_transformer import SentenceTransformerEmbedder, has_weights
+from bot.errors import IndexMismatchError, ModelError
 from bot.index import (
     FaqIndex,
     build_index,
     expected_manifest,
     load_index,
     mismatches,
+    MODEL_FOLDER,
+    REBUILD_HINT,
     onnx_exports,
-    onnx_files,
+    onnx_ready,
     read_manifest,
+    runtime_folder,
     save_index,
 )
 from bot.retrieve import FusionWeights, Retriever
@@ -53,9 +58,14 @@ class Engine:
 
 
 def load_embedder(settings: Settings) -> Embedder:
-    return SentenceTransformerEmbedder(
+    """The base model. On ONNX Runtime its PyTorch weights are loaded only if a build
+    needs them; on PyTorch at once, so a broken model fails at start-up."""
+    embedder = SentenceTransformerEmbedder(
         settings.model, query_prefix=settings.query_prefix, passage_prefix=settings.passage_prefix
     )
+    if settings.runtime == "torch":
+        embedder.load_weights()
+    return embedder
 
 
 def fusion_weights(settings: Settings) -> FusionWeights:
@@ -94,30 +104,55 @@ def decision_policy(settings: Settings) -> DecisionPolicy:
 def ensure_index(
     settings: Settings, corpus: Corpus, embedder: Embedder, text: TextProcessor, *, force: bool = False
 ) -> bool:
-    """Build the index when it is missing or stale (or always, with `force`); True when built.
-    `embedder` is the base model; the index keeps its own adapted copy."""
+    """Build the index when it is missing, stale, or lacks what the runtime in use serves
+    from (or always, with `force`); True when built. `embedder` is the base model; the
+    index keeps its own adapted copy."""
     manifest = read_manifest(settings.index_dir)
     expected = expected_manifest(corpus, embedder, settings.adaptation)
     onnx = settings.runtime == "onnx"
     if not force and manifest is not None and not mismatches(manifest, expected):
-        if not onnx or all((settings.index_dir / name).is_file() for name in onnx_files(manifest)):
+        if onnx and onnx_ready(settings.index_dir, embedder, manifest):
             return False
-        log.info("the index at %s has no ONNX export of its models: rebuilding it", settings.index_dir)
+        if not onnx and (not manifest.get("adaptation") or has_weights(settings.index_dir / MODEL_FOLDER)):
+            return False
+        log.info("the index at %s lacks what %s serves from: rebuilding it", settings.index_dir, settings.runtime)
     save_index(build_index(corpus, embedder, text, settings.adaptation), settings.index_dir, export_onnx=onnx)
     return True
 
 
-def use_runtime(settings: Settings, faq_index: FaqIndex) -> None:
+def build_for(settings: Settings, force: bool = False) -> bool:
+    """Read the corpus and build its index if needed, from settings alone: the entry point
+    of a build in a child process, which keeps PyTorch out of a serving process."""
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    corpus = load_corpus(settings.corpus_dir)
+    return ensure_index(settings, corpus, load_embedder(settings), TextProcessor(corpus.synonyms), force=force)
+
+
+def use_runtime(settings: Settings, faq_index: FaqIndex, base: Embedder) -> None:
     """Embed queries with ONNX Runtime from the index's exports when settings ask for it;
     an index without them (built with FAQBOT_RUNTIME=torch) is served by PyTorch."""
-    if settings.runtime != "onnx":
+    if settings.runtime == "onnx" and not onnx_ready(settings.index_dir, base, faq_index.manifest):
+        log.warning(
+            "%s: no ONNX export; queries are embedded by PyTorch (rebuild with `python -m bot build --force`)",
+            settings.index_dir,
+        )
+    if settings.runtime != "onnx" or not onnx_ready(settings.index_dir, base, faq_index.manifest):
+        for model, _ in onnx_exports(settings.index_dir, faq_index):
+            if isinstance(model, SentenceTransformerEmbedder):
+                try:
+                    model.load_weights()  # a missing or broken model fails at start-up, not at the first question
+                except ModelError as exc:
+                    if model is base:
+                        raise
+                    raise IndexMismatchError(
+                        f"the index at {settings.index_dir} keeps no PyTorch weights of its adapted model "
+                        f"(it was built for ONNX Runtime): {REBUILD_HINT}"
+                    ) from exc
         return
-    for model, name in onnx_exports(faq_index):
-        path = settings.index_dir / name
-        if not isinstance(model, SentenceTransformerEmbedder) or not path.is_file():
-            log.warning("%s: no ONNX export; queries are embedded by PyTorch (rebuild with `python -m bot build --force`)", path)
-            continue
-        model.use_onnx(path, settings.runtime_threads)
+    inputs = TokenInputs(runtime_folder(settings.index_dir, base))
+    for model, path in onnx_exports(settings.index_dir, faq_index):
+        if isinstance(model, SentenceTransformerEmbedder):
+            model.use_onnx(path, inputs, threads=settings.runtime_threads, window_ms=settings.batch_window_ms)
 
 
 def assemble(settings: Settings, corpus: Corpus, faq_index: FaqIndex, text: TextProcessor | None = None) -> Engine:
@@ -171,5 +206,5 @@ def load_engine(settings: Settings, embedder: Embedder | None = None) -> Engine:
     embedder = embedder or load_embedder(settings)
     expected = expected_manifest(corpus, embedder, settings.adaptation)
     faq_index = load_index(settings.index_dir, expected, embedder)
-    use_runtime(settings, faq_index)
+    use_runtime(settings, faq_index, embedder)
     return assemble(settings, corpus, faq_index)

@@ -12,11 +12,18 @@ general model knew and ranking uses both. The questions the FAQ is known not to 
 the decision step. The manifest records what the vectors depend
 on; the service refuses an index whose manifest does not match the corpus, base model
 and settings in use.
+
+For ONNX Runtime, the adapted model is exported into the index folder without its word
+embeddings (never trained, so shared with the base model) and without a PyTorch copy.
+What the base model contributes to every build (tokenizer, word-embedding table and its
+own export) is written once per base model beside the index folder, in
+`runtime/<fingerprint>/`, and reused by later builds.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import importlib.metadata
 import json
 from dataclasses import dataclass
@@ -31,12 +38,13 @@ from bot.atomic import replace_folder
 from bot.corpus import Corpus
 from bot.embed.adapt import AdaptOptions, adapt, training_pairs
 from bot.embed.base import Embedder
+from bot.embed.onnx_runtime import TokenInputs, has_token_inputs, save_token_inputs
 from bot.embed.sentence_transformer import SentenceTransformerEmbedder
 from bot.errors import IndexMismatchError, IndexMissingError, ModelError
 from bot.text import TextProcessor, split_passage
 from bot.types import EntryId
 
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 INDEX_FILE = "index.faiss"
 BASE_INDEX_FILE = "base.faiss"
 UNANSWERED_INDEX_FILE = "unanswered.faiss"
@@ -45,6 +53,7 @@ MANIFEST_FILE = "manifest.json"
 MODEL_FOLDER = "model"
 MODEL_ONNX_FILE = "model.onnx"
 BASE_ONNX_FILE = "base.onnx"
+RUNTIME_FOLDER = "runtime"
 REBUILD_HINT = "rebuild it with `python -m bot build` (or `make run`)"
 TOKYO = ZoneInfo("Asia/Tokyo")
 
@@ -169,21 +178,57 @@ def _flat_index(vectors: np.ndarray) -> faiss.Index:
     return index
 
 
-def onnx_files(manifest: dict[str, object]) -> tuple[str, ...]:
-    """The ONNX exports an index folder holds for serving: its model's, and the base
-    model's when the model was adapted."""
-    return (MODEL_ONNX_FILE, BASE_ONNX_FILE) if manifest.get("adaptation") else (MODEL_ONNX_FILE,)
+def runtime_folder(index_dir: Path, base: Embedder) -> Path:
+    """Where the base model's shared ONNX inputs and export live, beside the index folder."""
+    digest = hashlib.sha256(json.dumps(base.fingerprint(), sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return Path(index_dir).parent / RUNTIME_FOLDER / digest
 
 
-def onnx_exports(faq_index: FaqIndex) -> list[tuple[Embedder, str]]:
-    """Each model that embeds queries for this index, with the file of its ONNX export."""
-    models = [faq_index.embedder] + ([faq_index.base.embedder] if faq_index.base is not None else [])
-    return list(zip(models, onnx_files(faq_index.manifest), strict=True))
+def onnx_files(index_dir: Path, base: Embedder, manifest: dict[str, object]) -> list[Path]:
+    """The ONNX files that serve an index: the base model's export and shared inputs, and
+    the adapted model's export when the model was adapted."""
+    shared = runtime_folder(index_dir, base)
+    files = [shared / BASE_ONNX_FILE]
+    return files + [Path(index_dir) / MODEL_ONNX_FILE] if manifest.get("adaptation") else files
+
+
+def onnx_ready(index_dir: Path, base: Embedder, manifest: dict[str, object]) -> bool:
+    return has_token_inputs(runtime_folder(index_dir, base)) and all(
+        path.is_file() for path in onnx_files(index_dir, base, manifest)
+    )
+
+
+def onnx_exports(index_dir: Path, faq_index: FaqIndex) -> list[tuple[Embedder, Path]]:
+    """Each model that embeds queries for this index, with the file of its ONNX export:
+    the index's own model first, then the base model when the index keeps one."""
+    base = faq_index.base.embedder if faq_index.base is not None else faq_index.embedder
+    files = onnx_files(index_dir, base, faq_index.manifest)
+    if faq_index.base is None:
+        return [(faq_index.embedder, files[0])]
+    return [(faq_index.embedder, files[1]), (faq_index.base.embedder, files[0])]
+
+
+def prepare_runtime(index_dir: Path, base: Embedder) -> Path:
+    """The base model's shared inputs and export, written once per base model."""
+    folder = runtime_folder(index_dir, base)
+    if has_token_inputs(folder) and (folder / BASE_ONNX_FILE).is_file():
+        return folder
+    if not isinstance(base, SentenceTransformerEmbedder):
+        raise ModelError(f"cannot export {base.model_id!r} to ONNX: not a sentence-transformers model")
+
+    def fill(tmp: Path) -> None:
+        save_token_inputs(base.torch_model, tmp)
+        base.export_onnx(tmp / BASE_ONNX_FILE, TokenInputs(tmp))
+
+    return replace_folder(folder, fill)
 
 
 def save_index(faq_index: FaqIndex, folder: Path, *, export_onnx: bool = False) -> None:
     """Write atomically, so a crash mid-write never leaves a half-written index where
-    the service looks; with `export_onnx`, also the models as ONNX graphs for serving."""
+    the service looks. With `export_onnx` the index is served by ONNX Runtime: the
+    adapted model is written as an ONNX graph and no PyTorch weights are kept."""
+    base = faq_index.base.embedder if faq_index.base is not None else faq_index.embedder
+    shared = prepare_runtime(folder, base) if export_onnx else None
 
     def fill(tmp: Path) -> None:
         faiss.write_index(faq_index.index, str(tmp / INDEX_FILE))
@@ -193,13 +238,10 @@ def save_index(faq_index: FaqIndex, folder: Path, *, export_onnx: bool = False) 
         if faq_index.manifest.get("adaptation"):
             if not isinstance(faq_index.embedder, SentenceTransformerEmbedder) or faq_index.base is None:
                 raise ModelError(f"cannot save the adapted model {faq_index.embedder.model_id!r}")
-            faq_index.embedder.save(tmp / MODEL_FOLDER)
+            faq_index.embedder.save(tmp / MODEL_FOLDER, weights=shared is None)
             faiss.write_index(faq_index.base.index, str(tmp / BASE_INDEX_FILE))
-        if export_onnx:
-            for model, name in onnx_exports(faq_index):
-                if not isinstance(model, SentenceTransformerEmbedder):
-                    raise ModelError(f"cannot export {model.model_id!r} to ONNX: not a sentence-transformers model")
-                model.export_onnx(tmp / name)
+            if shared is not None:
+                faq_index.embedder.export_onnx(tmp / MODEL_ONNX_FILE, TokenInputs(shared))
         (tmp / MANIFEST_FILE).write_text(
             json.dumps(faq_index.manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
         )

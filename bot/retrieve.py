@@ -32,6 +32,7 @@ import faiss
 import numpy as np
 
 from bot.corpus import Corpus, Entry
+from bot.embed.base import submit_queries
 from bot.errors import IndexMismatchError
 from bot.index import ASKED_KINDS, REBUILD_HINT, WRITTEN_KINDS, FaqIndex, field_rows
 from bot.language import is_romaji, romaji_to_kana
@@ -187,7 +188,12 @@ class Retriever:
 
     def _ranking(self, query: str) -> Ranking:
         spellings = self.spellings(query)
-        vectors = self._embedder.embed_queries(spellings)
+        w = self._weights
+        with_base = self._base is not None and bool(w.base_question or w.base_chunk)
+        # Both models' passes start before either is awaited: on ONNX Runtime they run at once.
+        pending = submit_queries(self._embedder, spellings)
+        pending_base = submit_queries(self._base.embedder, spellings) if with_base and self._base else None
+        vectors = pending.result()
         question, answer, chunk = _best_of(self._dense(self._index, v) for v in vectors)
         unanswered_cosines = self._unanswered_cosines(vectors)
         unanswered = float(unanswered_cosines.max(initial=0.0))
@@ -197,7 +203,6 @@ class Retriever:
             for tokens, grams in analyzed
         )
 
-        w = self._weights
         fused = (
             w.question * standardize(question)
             + w.answer * standardize(answer)
@@ -206,8 +211,8 @@ class Retriever:
             + w.reading * standardize(reading)
         )
         base_vectors = None
-        if self._base is not None and (w.base_question or w.base_chunk):
-            base_vectors = self._base.embedder.embed_queries(spellings)
+        if pending_base is not None and self._base is not None:
+            base_vectors = pending_base.result()
             base_question, _, base_chunk = _best_of(self._dense(self._base.index, v) for v in base_vectors)
             fused += w.base_question * standardize(base_question) + w.base_chunk * standardize(base_chunk)
         order = np.argsort(-fused, kind="stable")

@@ -20,6 +20,7 @@ from bot.index import (
     CHUNK_CHARS,
     MANIFEST_FILE,
     MODEL_FOLDER,
+    MODEL_ONNX_FILE,
     FaqIndex,
     Row,
     build_index,
@@ -106,7 +107,9 @@ def test_failed_write_keeps_the_previous_index(tmp_path: Path, unadapted: FaqInd
 def test_default_index_carries_its_adapted_model(settings: Settings, engine) -> None:  # type: ignore[no-untyped-def]
     assert settings.adaptation is not None, "adaptation is on by default"
     assert engine.faq_index.manifest["adaptation"] == settings.adaptation.as_manifest()
-    assert (settings.index_dir / MODEL_FOLDER / "model.safetensors").is_file()
+    # Served by ONNX Runtime: the adapted model is its graph, with no PyTorch weights.
+    assert (settings.index_dir / MODEL_ONNX_FILE).is_file()
+    assert not (settings.index_dir / MODEL_FOLDER / "model.safetensors").exists()
     assert engine.embedder is engine.faq_index.embedder
     # The loaded copy embeds queries exactly as the build embedded the questions.
     stored = _question_vectors(engine.faq_index.index, engine.faq_index.rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import Protocol, runtime_checkable
 
 from bot.types import Matrix
@@ -29,3 +30,20 @@ class Embedder(Protocol):
     def embed_queries(self, texts: Sequence[str]) -> Matrix: ...
 
     def embed_passages(self, texts: Sequence[str]) -> Matrix: ...
+
+
+@runtime_checkable
+class QuerySubmitter(Protocol):
+    """An embedder whose query passes run on a thread of their own (bot.embed.batching)."""
+
+    def submit_queries(self, texts: Sequence[str]) -> Future[Matrix]: ...
+
+
+def submit_queries(embedder: Embedder, texts: Sequence[str]) -> Future[Matrix]:
+    """Start a query pass: at once on the model's own thread where it has one, so the
+    caller can start another model's pass before waiting; otherwise run it here."""
+    if isinstance(embedder, QuerySubmitter):
+        return embedder.submit_queries(texts)
+    done: Future[Matrix] = Future()
+    done.set_result(embedder.embed_queries(texts))
+    return done

@@ -1,18 +1,24 @@
-"""Embedder backed by a local or named sentence-transformers model."""
+"""Embedder backed by a local or named sentence-transformers model.
+
+A local folder's prefixes and dimension are read from its configuration, and the
+PyTorch weights are loaded only when something runs them: a service whose queries run
+on ONNX Runtime never imports torch, which alone holds more memory than both models.
+"""
 
 from __future__ import annotations
 
 import copy
-import gc
 import hashlib
+import json
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bot.embed.onnx_runtime import OnnxEncoder, export_onnx
+from bot.embed.onnx_runtime import OnnxEncoder, TokenInputs, export_onnx
 from bot.errors import ModelError
 from bot.types import Matrix
 
@@ -35,28 +41,33 @@ class SentenceTransformerEmbedder:
     ) -> None:
         self._name = model
         self._onnx: OnnxEncoder | None = None
-        self._torch: SentenceTransformer | None = _load(model)
-        self._setup(query_prefix, passage_prefix, batch_size)
+        self._torch: SentenceTransformer | None = None
+        described = _describe(Path(model))
+        if described is None:
+            self._torch = _load(model)
+            described = _prompts_and_dim(self._torch, model)
+        self._setup(query_prefix, passage_prefix, batch_size, *described)
 
     @property
     def _model(self) -> SentenceTransformer:
-        """The PyTorch model: kept until ONNX Runtime takes over the queries, then read
-        from disk again only to adapt or save (a build)."""
+        """The PyTorch model, loaded on first use: never, in a service on ONNX Runtime,
+        and read again from disk for a build after ONNX Runtime took over."""
         if self._torch is None:
-            log.info("loading the PyTorch weights of %s again for a build", self._name)
+            log.info("loading the PyTorch weights of %s", self._name)
             self._torch = _load(self._name)
         return self._torch
 
-    def _setup(self, query_prefix: str | None, passage_prefix: str | None, batch_size: int) -> None:
-        prompts = getattr(self._model, "prompts", {}) or {}
+    def load_weights(self) -> None:
+        """Load the PyTorch weights now, so a missing or broken model fails at start-up."""
+        _ = self._model
+
+    def _setup(
+        self, query_prefix: str | None, passage_prefix: str | None, batch_size: int, prompts: dict[str, str], dim: int
+    ) -> None:
         self._query_prefix = query_prefix if query_prefix is not None else prompts.get("query", "")
         self._passage_prefix = passage_prefix if passage_prefix is not None else prompts.get("passage", "")
         self._batch_size = batch_size
-        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
-        dim = get_dim()
-        if not dim:
-            raise ModelError(f"model {self._name!r} does not report an embedding dimension")
-        self._dim = int(dim)
+        self._dim = dim
 
     @property
     def query_prefix(self) -> str:
@@ -67,8 +78,12 @@ class SentenceTransformerEmbedder:
         return self._passage_prefix
 
     def copy_model(self) -> SentenceTransformer:
-        """A deep copy of the underlying model, to train without touching this one."""
-        return copy.deepcopy(self._model)
+        """A deep copy of the underlying model, to train without touching this one. The
+        word-embedding table, most of the model and never trained, is shared, not copied."""
+        model = self._model
+        auto_model = getattr(model[0], "auto_model", None)
+        table = auto_model.get_input_embeddings().weight if auto_model is not None else None
+        return copy.deepcopy(model, memo={id(table): table} if table is not None else None)
 
     def with_model(self, model: SentenceTransformer) -> SentenceTransformerEmbedder:
         """The same prefixes and batching around other weights (an adapted copy)."""
@@ -76,25 +91,41 @@ class SentenceTransformerEmbedder:
         other._name = f"{self._name} (adapted)"
         other._torch = model
         other._onnx = None
-        other._setup(self._query_prefix, self._passage_prefix, self._batch_size)
+        other._setup(self._query_prefix, self._passage_prefix, self._batch_size, {}, self._dim)
         return other
 
-    def save(self, folder: Path) -> None:
+    def save(self, folder: Path, *, weights: bool = True) -> None:
+        """Write the model folder; without `weights`, only what describes it (prefixes,
+        dimension), for an index served by ONNX Runtime with the base model's tokenizer."""
         self._model.save(str(folder))
+        if not weights:
+            for path in folder.rglob("*"):
+                if path.suffix in _WEIGHT_SUFFIXES or path.name.startswith("tokenizer"):
+                    path.unlink()
 
-    def export_onnx(self, path: Path) -> None:
+    def export_onnx(self, path: Path, inputs: TokenInputs) -> None:
         """Write this model as an ONNX graph that gives the same vectors (see bot.embed.onnx_runtime)."""
-        export_onnx(self._model, path)
+        export_onnx(self._model, path, inputs)
 
-    def use_onnx(self, path: Path, threads: int = 1) -> None:
+    @property
+    def torch_model(self) -> SentenceTransformer:
+        return self._model
+
+    def use_onnx(self, path: Path, inputs: TokenInputs, *, threads: int = 1, window_ms: float = 0.0) -> None:
         """Embed through ONNX Runtime from now on, and let the PyTorch weights go (a build
         loads them again)."""
-        model = self._model
-        self._onnx = OnnxEncoder(
-            path, model.tokenizer, model.max_seq_length or 512, threads=threads, batch_size=self._batch_size
-        )
+        self._onnx = OnnxEncoder(path, inputs, threads=threads, batch_size=self._batch_size, window_ms=window_ms)
         self._torch = None
-        gc.collect()
+
+    def submit_queries(self, texts: Sequence[str]) -> Future[Matrix]:
+        """Start embedding `texts` as queries; on ONNX Runtime the pass runs on the model's
+        own thread (batched with other requests), so two models can run at once."""
+        prefixed = [self._query_prefix + t for t in texts]
+        if self._onnx is not None and prefixed:
+            return self._onnx.submit(prefixed)
+        done: Future[Matrix] = Future()
+        done.set_result(self._encode(prefixed))
+        return done
 
     @property
     def runtime(self) -> str:
@@ -133,9 +164,47 @@ class SentenceTransformerEmbedder:
             batch_size=self._batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
-            show_progress_bar=False,
+            show_progress_bar=len(texts) >= _PROGRESS_FROM,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+# A build of a large corpus shows a progress bar while it embeds the rows.
+_PROGRESS_FROM = 2000
+_WEIGHT_SUFFIXES = frozenset({".safetensors", ".bin", ".pt", ".onnx"})
+_EXPORTABLE = ["Transformer", "Pooling", "Normalize"]
+
+
+def has_weights(folder: Path) -> bool:
+    return any(path.suffix in _WEIGHT_SUFFIXES for path in Path(folder).rglob("*"))
+
+
+def _describe(folder: Path) -> tuple[dict[str, str], int] | None:
+    """Prompts and dimension of a local Transformer → mean Pooling → Normalize folder,
+    from its configuration files alone (as sentence-transformers 3 to 6 write them);
+    None for anything else, which is then loaded to ask."""
+    try:
+        modules = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        if [str(m.get("type")).rsplit(".", 1)[-1] for m in modules] != _EXPORTABLE:
+            return None
+        pooling = json.loads((folder / modules[1]["path"] / "config.json").read_text(encoding="utf-8"))
+        prompts_file = folder / "config_sentence_transformers.json"
+        prompts = json.loads(prompts_file.read_text(encoding="utf-8")).get("prompts", {}) if prompts_file.is_file() else {}
+    except (OSError, ValueError, KeyError, IndexError, AttributeError, TypeError):
+        return None
+    dim = pooling.get("word_embedding_dimension", pooling.get("embedding_dimension"))
+    mean = pooling.get("pooling_mode") == "mean" or pooling.get("pooling_mode_mean_tokens") is True
+    if not isinstance(dim, int) or not mean or not isinstance(prompts, dict):
+        return None
+    return {str(k): str(v) for k, v in prompts.items()}, dim
+
+
+def _prompts_and_dim(model: SentenceTransformer, name: str) -> tuple[dict[str, str], int]:
+    get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    dim = get_dim()
+    if not dim:
+        raise ModelError(f"model {name!r} does not report an embedding dimension")
+    return dict(getattr(model, "prompts", {}) or {}), int(dim)
 
 
 def _load(model: str) -> SentenceTransformer:
