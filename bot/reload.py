@@ -2,8 +2,8 @@
 
 The corpus is re-read and validated at once (an error ends the reload as "failed", with
 the message, and the live engine stays). When it changed, or a forced reload asks, a new
-engine is built in a background thread: the index is rebuilt only when its manifest no
-longer matches, then the engine is swapped in with one assignment. A request takes the
+engine is built in a background thread: the index is rebuilt, in a child process, only
+when its manifest no longer matches, then the engine is swapped in with one assignment. A request takes the
 engine once at its start, so requests in flight finish on the old one, and none waits
 for the build. One reload runs at a time.
 """
@@ -13,20 +13,21 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import multiprocessing
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
 
 from bot.config import Settings
-from bot.corpus import Corpus, load_corpus
+from bot.corpus import load_corpus
 from bot.desk import TOKYO
-from bot.engine import Engine, ensure_index, load_embedder, load_engine
+from bot.engine import Engine, build_for, load_embedder, load_engine
 from bot.errors import FaqbotError
-from bot.text import TextProcessor
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class Reloader:
                 return False, self.status
             started = _now()
             try:
-                corpus = load_corpus(self._settings.corpus_dir)
+                load_corpus(self._settings.corpus_dir)
                 fingerprint = corpus_fingerprint(self._settings.corpus_dir)
             except FaqbotError as exc:
                 self.status = ReloadStatus(
@@ -97,7 +98,7 @@ class Reloader:
                 return False, ReloadStatus(state="unchanged", index_built_at=self._live_built_at())
             self.status = ReloadStatus(state="building", started_at=started, index_built_at=self._live_built_at())
             self._thread = threading.Thread(
-                target=self._build, args=(corpus, fingerprint, force), name="reload", daemon=True
+                target=self._build, args=(fingerprint, force), name="reload", daemon=True
             )
             self._thread.start()
             return True, self.status
@@ -112,17 +113,15 @@ class Reloader:
         engine = self._current()
         return engine.index_built_at if engine else None
 
-    def _build(self, corpus: Corpus, fingerprint: str, force: bool) -> None:
+    def _build(self, fingerprint: str, force: bool) -> None:
         began = time.monotonic()
         settings = self._settings
         try:
-            old = self._current()
-            base = None
-            if old is not None:
-                base = old.faq_index.base.embedder if old.faq_index.base is not None else old.embedder
-            embedder = base or load_embedder(settings)
-            ensure_index(settings, corpus, embedder, TextProcessor(corpus.synonyms), force=force)
-            engine = load_engine(settings, embedder)
+            # The build runs in a child process: it loads PyTorch and the model's weights,
+            # which a service on ONNX Runtime would otherwise hold for good after one reload.
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
+                child.submit(build_for, settings, force).result()
+            engine = load_engine(settings, load_embedder(settings))
         except Exception as exc:  # noqa: BLE001 (any build failure: report it, keep the live engine)
             log.error("reload failed: %s", exc)
             self._finish("failed", began, error=str(exc) if isinstance(exc, FaqbotError) else type(exc).__name__)
