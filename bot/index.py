@@ -14,7 +14,7 @@ on; the service refuses an index whose manifest does not match the corpus, base 
 and settings in use.
 
 For ONNX Runtime, the adapted model is exported into the index folder without its word
-embeddings (never trained, so shared with the base model) and without a PyTorch copy.
+embeddings (never trained, so shared with the base model) and with no PyTorch copy.
 What the base model contributes to every build (tokenizer, word-embedding table and its
 own export) is written once per base model beside the index folder, in
 `runtime/<fingerprint>/`, and reused by later builds.
@@ -238,9 +238,10 @@ def save_index(faq_index: FaqIndex, folder: Path, *, export_onnx: bool = False) 
         if faq_index.manifest.get("adaptation"):
             if not isinstance(faq_index.embedder, SentenceTransformerEmbedder) or faq_index.base is None:
                 raise ModelError(f"cannot save the adapted model {faq_index.embedder.model_id!r}")
-            faq_index.embedder.save(tmp / MODEL_FOLDER, weights=shared is None)
             faiss.write_index(faq_index.base.index, str(tmp / BASE_INDEX_FILE))
-            if shared is not None:
+            if shared is None:
+                faq_index.embedder.save(tmp / MODEL_FOLDER)
+            else:
                 faq_index.embedder.export_onnx(tmp / MODEL_ONNX_FILE, TokenInputs(shared))
         (tmp / MANIFEST_FILE).write_text(
             json.dumps(faq_index.manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
@@ -309,8 +310,12 @@ def load_index(folder: Path, expected: dict[str, object], embedder: Embedder) ->
 
 
 def _load_adapted(folder: Path, base: Embedder) -> Embedder:
+    """The adapted model: PyTorch weights in `folder` (an index for FAQBOT_RUNTIME=torch),
+    or, for ONNX Runtime, none, its graph beside the folder's place."""
     if not isinstance(base, SentenceTransformerEmbedder):
         raise ModelError(f"an adapted index needs a sentence-transformers base model, not {base.model_id!r}")
+    if not folder.is_dir():
+        return base.unloaded(str(folder))
     return SentenceTransformerEmbedder(
         str(folder), query_prefix=base.query_prefix, passage_prefix=base.passage_prefix
     )

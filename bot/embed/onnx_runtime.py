@@ -98,8 +98,17 @@ class RowFile:
         table = np.frombuffer(data, dtype="<f4").reshape(len(distinct), self.shape[1])
         return table[where.reshape(ids.shape)].astype(np.float32, copy=False)
 
-    def read_all(self) -> np.ndarray:
-        return np.fromfile(self._path, dtype="<f4").reshape(self.shape)
+    def same_as(self, table: np.ndarray, block_rows: int = 8192) -> bool:
+        """Whether `table` holds exactly these rows, compared a block at a time."""
+        if table.shape != self.shape:
+            return False
+        dim = self.shape[1]
+        for start in range(0, self.shape[0], block_rows):
+            count = min(block_rows, self.shape[0] - start)
+            block = np.fromfile(self._path, dtype="<f4", count=count * dim, offset=start * dim * 4).reshape(count, dim)
+            if not np.array_equal(block, table[start : start + count]):
+                return False
+        return True
 
 
 class TokenInputs:
@@ -142,8 +151,7 @@ def export_onnx(model: SentenceTransformer, path: Path, inputs: TokenInputs) -> 
 
     hf = check_pipeline(model).auto_model
     with torch.no_grad():
-        table = hf.get_input_embeddings().weight.cpu().numpy()
-        if table.shape != inputs.table.shape or not np.array_equal(table, inputs.table.read_all()):
+        if not inputs.table.same_as(hf.get_input_embeddings().weight.cpu().numpy()):
             raise ModelError("the model's word embeddings differ from the shared table: they must not be trained")
     encoder = _pooled_encoder(hf)
     sample = {name: torch.from_numpy(np.array(value)) for name, value in inputs(list(_PARITY_TEXTS)).items()}

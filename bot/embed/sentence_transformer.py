@@ -94,14 +94,18 @@ class SentenceTransformerEmbedder:
         other._setup(self._query_prefix, self._passage_prefix, self._batch_size, {}, self._dim)
         return other
 
-    def save(self, folder: Path, *, weights: bool = True) -> None:
-        """Write the model folder; without `weights`, only what describes it (prefixes,
-        dimension), for an index served by ONNX Runtime with the base model's tokenizer."""
+    def save(self, folder: Path) -> None:
         self._model.save(str(folder))
-        if not weights:
-            for path in folder.rglob("*"):
-                if path.suffix in _WEIGHT_SUFFIXES or path.name.startswith("tokenizer"):
-                    path.unlink()
+
+    def unloaded(self, model: str) -> SentenceTransformerEmbedder:
+        """An embedder of weights at `model` with these prefixes and this dimension, which
+        loads nothing until something runs PyTorch: an adapted model served by ONNX Runtime."""
+        other = object.__new__(SentenceTransformerEmbedder)
+        other._name = model
+        other._torch = None
+        other._onnx = None
+        other._setup(self._query_prefix, self._passage_prefix, self._batch_size, {}, self._dim)
+        return other
 
     def export_onnx(self, path: Path, inputs: TokenInputs) -> None:
         """Write this model as an ONNX graph that gives the same vectors (see bot.embed.onnx_runtime)."""
