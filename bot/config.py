@@ -117,11 +117,10 @@ class Settings(BaseSettings):
         0.92, ge=0.0, le=1.0, description="a message this close to a small-talk example, and not answered, is small talk"
     )
     urgent_margin: float = Field(
-        1.0,
+        0.03,
         ge=-1.0,
         le=1.0,
-        description="without danger words, how much closer to the urgent examples than to the calm ones makes a message "
-        "urgent (1: never; the classifier reads such messages, the nearest example leaned on a message's language and style)",
+        description="without danger words, how much closer to the urgent examples than to the calm ones makes a message urgent",
     )
     urgent_danger_margin: float = Field(
         0.02, ge=-1.0, le=1.0, description="the same, for a message with danger words (a knife, being hit, followed)"

@@ -107,16 +107,18 @@ def base_vectors(engine: Engine, message: str) -> Matrix:
     ],
 )
 def test_the_classifier_reads_danger_now_that_no_danger_word_names(engine: Engine, message: str) -> None:
-    """No cue word marks these as danger, and the nearest-example rule is off by default:
-    only the classifier over the whole message can call them urgent."""
+    """No cue word marks these as danger: with the nearest-example rule off, the classifier
+    over the whole message calls them urgent, and without it nothing does."""
     triage = engine.answerer.triage
     assert triage is not None and triage.safety.model is not None
     danger, _, _, _, self_harm, _ = triage.safety.cues(message)
     assert not danger and not self_harm
     vectors = base_vectors(engine, message)
     assert triage.safety.assess(message, vectors) == "urgent"
-    without = triage.safety.with_margins(replace(triage.safety.margins, urgent_probability=1.01))
-    assert without.assess(message, vectors) is None
+    classifier_only = triage.safety.with_margins(replace(triage.safety.margins, urgent=1.0))
+    assert classifier_only.assess(message, vectors) == "urgent"
+    neither = classifier_only.with_margins(replace(classifier_only.margins, urgent_probability=1.01))
+    assert neither.assess(message, vectors) is None
 
 
 @pytest.mark.parametrize(
