@@ -117,22 +117,32 @@ class Settings(BaseSettings):
     suggest_threshold: float = Field(0.18, ge=0.0, le=1.0)
     max_suggestions: int = Field(3, ge=0, le=10)
 
-    # Triage (bot.triage; chosen on the tune half of corpus/eval_reach.yaml). Cosines are
-    # the base model's, between the message and the examples in corpus/.
+    # Triage (bot.triage; chosen with scripts/cv_triage.py on the seen splits of
+    # corpus/eval_reach.yaml, each held out in turn). Cosines are the base model's, between
+    # the message and the examples in corpus/.
     smalltalk_similarity: float = Field(
         0.92, ge=0.0, le=1.0, description="a message this close to a small-talk example, and not answered, is small talk"
     )
     urgent_margin: float = Field(
-        0.02, ge=-1.0, le=1.0, description="how much closer to the urgent examples than to the calm ones makes a message urgent"
+        0.03,
+        ge=-1.0,
+        le=1.0,
+        description="without danger words, how much closer to the urgent examples than to the calm ones makes a message urgent",
     )
     urgent_danger_margin: float = Field(
-        0.01, ge=-1.0, le=1.0, description="the same, for a message with danger words (a knife, being hit, followed)"
+        0.02, ge=-1.0, le=1.0, description="the same, for a message with danger words (a knife, being hit, followed)"
     )
     urgent_floor: float = Field(
         0.87, ge=-1.0, le=1.0, description="without danger words, the least cosine to an urgent example for urgent"
     )
     crisis_margin: float = Field(
-        0.05, ge=-1.0, le=1.0, description="how much closer to the crisis examples than to the others makes a message a crisis"
+        0.03, ge=-1.0, le=1.0, description="how much closer to the crisis examples than to the others makes a message a crisis"
+    )
+    urgent_probability: float = Field(
+        0.9, ge=0.0, le=1.01, description="the triage classifier's probability of urgent that makes a message urgent (above 1: off)"
+    )
+    crisis_probability: float = Field(
+        1.01, ge=0.0, le=1.01, description="the triage classifier's probability of crisis that makes a message a crisis (above 1: off)"
     )
 
     # The query log and feedback: any SQLAlchemy URL (a SQLite file by default;

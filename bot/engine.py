@@ -165,25 +165,38 @@ def assemble(settings: Settings, corpus: Corpus, faq_index: FaqIndex, text: Text
         Desk(corpus.contacts),
         calibration(settings),
         decision_policy(settings),
-        triage=load_triage(settings, faq_index),
+        triage=load_triage(settings, faq_index, corpus),
         smalltalk_similarity=settings.smalltalk_similarity,
         other_languages=other_language_calibration(settings),
     )
     return Engine(settings, corpus, faq_index.embedder, text, faq_index, retriever, answerer)
 
 
-def load_triage(settings: Settings, faq_index: FaqIndex) -> Triage | None:
+def load_triage(settings: Settings, faq_index: FaqIndex, corpus: Corpus) -> Triage | None:
     """Small talk and safety from corpus/, their examples embedded by the model triage
-    reads messages with: the base model when the index keeps one, as the retriever does."""
+    reads messages with: the base model when the index keeps one, as the retriever does.
+    The FAQ's questions and the known unanswered ones are the classifier's everyday calm
+    messages."""
     triage_corpus = load_triage_corpus(settings.corpus_dir)
     if triage_corpus is None:
         log.warning("corpus has no smalltalk.yaml, safety.yaml or languages.yaml: no small talk or urgent replies")
         return None
     embedder = faq_index.base.embedder if faq_index.base is not None else faq_index.embedder
     margins = SafetyMargins(
-        settings.urgent_margin, settings.urgent_danger_margin, settings.crisis_margin, settings.urgent_floor
+        settings.urgent_margin,
+        settings.urgent_danger_margin,
+        settings.crisis_margin,
+        settings.urgent_floor,
+        settings.urgent_probability,
+        settings.crisis_probability,
     )
-    return build_triage(triage_corpus, embedder, margins)
+    return build_triage(triage_corpus, embedder, margins, calm_texts(corpus))
+
+
+def calm_texts(corpus: Corpus) -> list[str]:
+    """Everyday messages to the desk: the FAQ's questions and alternates, and the questions
+    it does not answer."""
+    return [*(q for e in corpus.entries for q in (e.question, *e.alternates)), *(u.query for u in corpus.unanswered)]
 
 
 def load_engine(settings: Settings, embedder: Embedder | None = None) -> Engine:

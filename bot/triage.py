@@ -26,6 +26,7 @@ from bot.corpus import Strict, Text, read_yaml, validate
 from bot.embed.base import Embedder
 from bot.errors import CorpusError
 from bot.text import normalize
+from bot.triage_model import CALM, CRISIS, URGENT, DangerModel, features, fit
 from bot.types import Matrix
 
 SMALLTALK_FILE = "smalltalk.yaml"
@@ -97,6 +98,15 @@ class SafetyMargins:
     urgent_floor: float = 0.0
     """Without danger words, a message must also be at least this close to an urgent
     example: a message far from every example can still be a little less far from them."""
+    urgent_probability: float = 1.01
+    """The classifier's probability of urgent that makes a message urgent (above 1: never)."""
+    crisis_probability: float = 1.01
+    """The classifier's probability of crisis that makes a message a crisis (above 1: never)."""
+
+
+# How strongly the classifier's weights are held towards zero. 0.01 and 0.1 scored the same
+# with scripts/cv_triage.py (--l2); the stronger penalty suits a few dozen urgent examples.
+DEFAULT_L2 = 0.1
 
 
 @dataclass(frozen=True)
@@ -204,14 +214,20 @@ class Safety:
     """Tells a message about danger happening now from one about danger that happened."""
 
     def __init__(
-        self, safety: SafetyFile, vectors: dict[str, Matrix], margins: SafetyMargins
+        self, safety: SafetyFile, vectors: dict[str, Matrix], margins: SafetyMargins, model: DangerModel | None = None
     ) -> None:
         self.file = safety
         self._vectors = vectors
-        self._margins = margins
+        self.margins = margins
+        self.model = model
         cues = safety.cues
         self._danger, self._right_now, self._now = _cue(cues.danger), _cue(cues.right_now), _cue(cues.now)
         self._past, self._self_harm, self._figures = _cue(cues.past), _cue(cues.self_harm), _cue(cues.figures_of_speech)
+
+    def with_margins(self, margins: SafetyMargins) -> Safety:
+        """The same examples and cues with other thresholds, without embedding anything
+        again (scripts/cv_triage.py tries many)."""
+        return Safety(self.file, self._vectors, margins, self.model)
 
     @staticmethod
     def texts(safety: SafetyFile) -> dict[str, list[str]]:
@@ -227,6 +243,27 @@ class Safety:
         plain = _plain(text)
         return _found(self._danger, plain) or _found(self._self_harm, plain)
 
+    def cues(self, text: str) -> tuple[bool, bool, bool, bool, bool, bool]:
+        """Danger, right now, ongoing, past, self-harm and figure of speech, in the order
+        of bot.triage_model.CUE_NAMES; a figure of speech cancels danger and self-harm."""
+        plain = _plain(text)
+        figure = _found(self._figures, plain)
+        return (
+            _found(self._danger, plain) and not figure,
+            _found(self._right_now, plain),
+            _found(self._now, plain),
+            _found(self._past, plain),
+            _found(self._self_harm, plain) and not figure,
+            figure,
+        )
+
+    def probabilities(self, text: str, vectors: Matrix) -> tuple[float, float, float] | None:
+        """The classifier's (calm, urgent, crisis) for the message; None without a classifier."""
+        if self.model is None:
+            return None
+        p = self.model.probabilities(features(vectors[:1], [self.cues(text)]))[0]
+        return float(p[CALM]), float(p[URGENT]), float(p[CRISIS])
+
     def similarities(self, vectors: Matrix) -> dict[str, float]:
         """The message's best cosine to the urgent, crisis and calm examples."""
         return {kind: float((vectors @ examples.T).max()) for kind, examples in self._vectors.items()}
@@ -234,27 +271,31 @@ class Safety:
     def assess(self, text: str, vectors: Matrix) -> Urgency | None:
         """"urgent", "crisis" or None.
 
-        Self-harm words (not figures of speech), or a message much closer to the crisis
-        examples than to any other, mean crisis. A message that places the danger in the
-        past, and says nothing of now, is a consultation. Otherwise danger words with a
-        sign that it is going on, danger words in a message closer to the urgent examples
-        than to the calm ones, or a message much closer to the urgent examples, mean urgent.
+        Self-harm words (not figures of speech), a message much closer to the crisis
+        examples than to any other, or one the classifier finds likely enough a crisis,
+        mean crisis. A message that places the danger in the past, and says nothing of
+        now, is a consultation. Otherwise danger words with a sign that it is going on,
+        danger words in a message closer to the urgent examples than to the calm ones, a
+        message much closer to the urgent examples, or one the classifier finds likely
+        enough urgent, mean urgent.
         """
-        plain = _plain(text)
-        figure = _found(self._figures, plain)
+        danger, right_now, now, past, self_harm, _ = cues = self.cues(text)
         sims = self.similarities(vectors)
-        m = self._margins
-        if (_found(self._self_harm, plain) and not figure) or sims["crisis"] - max(sims["calm"], sims["urgent"]) >= m.crisis:
+        m = self.margins
+        p = None if self.model is None else self.model.probabilities(features(vectors[:1], [cues]))[0]
+        if self_harm or sims["crisis"] - max(sims["calm"], sims["urgent"]) >= m.crisis:
             return "crisis"
-        right_now = _found(self._right_now, plain)
-        if _found(self._past, plain) and not right_now:
+        if p is not None and p[CRISIS] >= m.crisis_probability:
+            return "crisis"
+        if past and not right_now:
             return None
         closer = sims["urgent"] - sims["calm"]
-        danger = _found(self._danger, plain) and not figure
-        ongoing = right_now or _found(self._now, plain)
+        ongoing = right_now or now
         if danger and ((right_now and closer >= -m.danger) or (ongoing and closer >= 0) or closer >= m.danger):
             return "urgent"
-        return "urgent" if closer >= m.urgent and sims["urgent"] >= m.urgent_floor else None
+        if closer >= m.urgent and sims["urgent"] >= m.urgent_floor:
+            return "urgent"
+        return "urgent" if p is not None and p[URGENT] >= m.urgent_probability else None
 
 
 class Languages:
@@ -289,22 +330,53 @@ def _embedded(embedder: Embedder, texts: tuple[str, ...]) -> Matrix:
     return per_model[texts]
 
 
-def build_triage(corpus: TriageCorpus, embedder: Embedder, margins: SafetyMargins) -> Triage:
+def build_triage(
+    corpus: TriageCorpus,
+    embedder: Embedder,
+    margins: SafetyMargins,
+    calm_texts: Sequence[str] = (),
+    l2: float = DEFAULT_L2,
+) -> Triage:
     """Embed the examples with the model that will embed the messages (a few hundred short
-    texts, once per process)."""
+    texts, once per process), and fit the classifier when a probability threshold is on.
+
+    `calm_texts` are further calm examples for the classifier only (the FAQ's questions
+    and the known unanswered ones): they show it the many ordinary ways people write to
+    the desk, where the calm examples in safety.yaml only show calm talk about violence.
+    """
     smalltalk_texts, labels = SmallTalk.texts(corpus.smalltalk)
     safety_texts = Safety.texts(corpus.safety)
-    order = [*smalltalk_texts, *(t for texts in safety_texts.values() for t in texts)]
+    classifier = margins.urgent_probability <= 1.0 or margins.crisis_probability <= 1.0
+    extra = list(calm_texts) if classifier else []
+    order = [*smalltalk_texts, *(t for texts in safety_texts.values() for t in texts), *extra]
     matrix = _embedded(embedder, tuple(normalize(t) for t in order))
     smalltalk_vectors, rest = matrix[: len(smalltalk_texts)], matrix[len(smalltalk_texts) :]
     vectors: dict[str, Matrix] = {}
     for kind, texts in safety_texts.items():
         vectors[kind], rest = rest[: len(texts)], rest[len(texts) :]
+    safety = Safety(corpus.safety, vectors, margins)
+    if classifier:
+        texts = {**safety_texts, "smalltalk": smalltalk_texts, "extra": extra}
+        safety.model = fit_danger_model(safety, texts, {**vectors, "smalltalk": smalltalk_vectors, "extra": rest}, l2)
     return Triage(
         SmallTalk(corpus.smalltalk, smalltalk_vectors, labels),
-        Safety(corpus.safety, vectors, margins),
+        safety,
         Languages(corpus.languages),
     )
+
+
+def fit_danger_model(safety: Safety, texts: dict[str, list[str]], vectors: dict[str, Matrix], l2: float) -> DangerModel:
+    """The classifier fitted on urgent, crisis and everything else as calm (the calm
+    examples, small talk and the extra calm texts), each with its cue indicators."""
+    label = {"urgent": URGENT, "crisis": CRISIS}
+    rows: list[Matrix] = []
+    cues: list[tuple[bool, ...]] = []
+    labels: list[int] = []
+    for kind, kind_texts in texts.items():
+        rows.append(vectors[kind])
+        cues += [safety.cues(t) for t in kind_texts]
+        labels += [label.get(kind, CALM)] * len(kind_texts)
+    return fit(features(np.vstack(rows), cues), labels, l2)
 
 
 SMALLTALK_MAX_CHARS = _SMALLTALK_MAX_CHARS

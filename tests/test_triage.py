@@ -3,6 +3,7 @@ their own, and the new kinds of reply through the HTTP API with the real model."
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from bot.engine import Engine
 from bot.errors import CorpusError
 from bot.language import detect_language, is_romaji, romaji_to_kana
 from bot.triage import load_triage_corpus
+from bot.types import Matrix
 
 
 @pytest.mark.parametrize(
@@ -89,6 +91,52 @@ def test_danger_now_is_told_from_danger_that_happened(engine: Engine, message: s
     ranking = engine.retriever.ranking(message)
     vectors = (ranking.base_vectors if ranking.base_vectors is not None else ranking.vectors)[:1]
     assert triage.safety.assess(message, vectors) == expected
+
+
+def base_vectors(engine: Engine, message: str) -> Matrix:
+    ranking = engine.retriever.ranking(message)
+    return (ranking.base_vectors if ranking.base_vectors is not None else ranking.vectors)[:1]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Someone is pounding on the back door and screaming that he will get me",
+        "客がカウンター越しに身を乗り出して、店員に物を投げつけようとしている",
+        "怒った客が店の中で商品棚を倒して回っている",
+    ],
+)
+def test_the_classifier_reads_danger_now_that_no_danger_word_names(engine: Engine, message: str) -> None:
+    """No cue word marks these as danger: with the nearest-example rule off, the classifier
+    over the whole message calls them urgent, and without it nothing does."""
+    triage = engine.answerer.triage
+    assert triage is not None and triage.safety.model is not None
+    danger, _, _, _, self_harm, _ = triage.safety.cues(message)
+    assert not danger and not self_harm
+    vectors = base_vectors(engine, message)
+    assert triage.safety.assess(message, vectors) == "urgent"
+    classifier_only = triage.safety.with_margins(replace(triage.safety.margins, urgent=1.0))
+    assert classifier_only.assess(message, vectors) == "urgent"
+    neither = classifier_only.with_margins(replace(classifier_only.margins, urgent_probability=1.01))
+    assert neither.assess(message, vectors) is None
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Two years ago a man smashed our shop window. How do we prevent it?",
+        "先月、客がドアを蹴って壊しました。修理代を請求できますか",
+        "セミナーの申し込みはいつまでですか",
+        "Tôi muốn biết lịch hội thảo tháng sau",
+    ],
+)
+def test_the_classifier_leaves_consultations_and_questions_calm(engine: Engine, message: str) -> None:
+    triage = engine.answerer.triage
+    assert triage is not None
+    vectors = base_vectors(engine, message)
+    probabilities = triage.safety.probabilities(message, vectors)
+    assert probabilities is not None and probabilities[0] > probabilities[1]
+    assert triage.safety.assess(message, vectors) is None
 
 
 def test_a_broken_cue_names_the_file_and_the_pattern(tmp_path: Path, settings: Settings) -> None:
@@ -170,6 +218,15 @@ def test_self_harm_gets_the_mental_health_lines(api: TestClient) -> None:
 
 def test_a_past_incident_is_a_consultation_not_an_emergency(api: TestClient) -> None:
     assert ask(api, "先週、客に殴られました。こういう相談も受け付けていますか")["decision"] != "urgent"
+
+
+@pytest.mark.parametrize(
+    "query", ["Could I take the customer to court over what he said to me?", "顾客骚扰我，我可以告他吗？"]
+)
+def test_a_legal_question_in_another_language_is_routed_not_answered(api: TestClient, query: str) -> None:
+    """Suing and liability are for a lawyer, not this FAQ: no entry's answer fits them."""
+    body = ask(api, query)
+    assert body["answered"] is False and body["faq"] is None and body["decision"] in ("fallback", "ambiguous")
 
 
 def test_an_english_question_is_answered_from_the_japanese_faq_with_a_note(api: TestClient) -> None:
