@@ -23,6 +23,7 @@ import yaml
 
 from bot.config import Settings
 from bot.corpus import Corpus, load_corpus, load_eval_set
+from bot.embed.base import Embedder
 from bot.embed.onnx_runtime import PARITY_COSINE
 from bot.embed.sentence_transformer import SentenceTransformerEmbedder, has_weights
 from bot.engine import Engine, ensure_index, load_embedder, load_engine
@@ -123,17 +124,21 @@ def test_the_same_top_entry_on_the_whole_evaluation_set(onnx_engine: Engine, tor
     assert differ == []
 
 
-def test_an_index_without_exports_is_rebuilt_for_onnx_and_served_by_torch_meanwhile(
-    tmp_path: Path, settings: Settings, caplog: pytest.LogCaptureFixture
-) -> None:
-    small = tmp_path / "corpus"  # two entries: builds of seconds
+def two_entries(tmp_path: Path, settings: Settings, adapt_epochs: float) -> tuple[Settings, Corpus, Embedder, TextProcessor]:
+    """Settings for a two-entry copy of the corpus (builds of seconds), with its parts."""
+    small = tmp_path / "corpus"
     shutil.copytree(settings.corpus_dir, small)
     faq = yaml.safe_load((small / "faq.yaml").read_text(encoding="utf-8"))
     (small / "faq.yaml").write_text(yaml.safe_dump({"entries": faq["entries"][:2]}, allow_unicode=True), encoding="utf-8")
-    local = settings.model_copy(update={"corpus_dir": small, "index_dir": tmp_path / "faq", "adapt_epochs": 0})
+    local = settings.model_copy(update={"corpus_dir": small, "index_dir": tmp_path / "faq", "adapt_epochs": adapt_epochs})
     corpus = load_corpus(small)
-    embedder = load_embedder(local)
-    text = TextProcessor(corpus.synonyms)
+    return local, corpus, load_embedder(local), TextProcessor(corpus.synonyms)
+
+
+def test_an_index_without_exports_is_rebuilt_for_onnx_and_served_by_torch_meanwhile(
+    tmp_path: Path, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    local, corpus, embedder, text = two_entries(tmp_path, settings, adapt_epochs=0)
     save_index(build_index(corpus, embedder, text, None), local.index_dir)  # as FAQBOT_RUNTIME=torch builds
     assert not (local.index_dir / MODEL_ONNX_FILE).exists()
     with caplog.at_level(logging.WARNING, logger="bot.engine"):
@@ -150,14 +155,7 @@ def test_an_index_without_exports_is_rebuilt_for_onnx_and_served_by_torch_meanwh
 
 def test_an_index_built_for_onnx_runtime_is_rebuilt_for_torch(tmp_path: Path, settings: Settings) -> None:
     """FAQBOT_RUNTIME=torch on an index that kept no PyTorch weights rebuilds it instead of failing."""
-    small = tmp_path / "corpus"
-    shutil.copytree(settings.corpus_dir, small)
-    faq = yaml.safe_load((small / "faq.yaml").read_text(encoding="utf-8"))
-    (small / "faq.yaml").write_text(yaml.safe_dump({"entries": faq["entries"][:2]}, allow_unicode=True), encoding="utf-8")
-    local = settings.model_copy(update={"corpus_dir": small, "index_dir": tmp_path / "faq", "adapt_epochs": 0.2})
-    corpus = load_corpus(small)
-    embedder = load_embedder(local)
-    text = TextProcessor(corpus.synonyms)
+    local, corpus, embedder, text = two_entries(tmp_path, settings, adapt_epochs=0.2)
     assert ensure_index(local, corpus, embedder, text) is True
     assert not has_weights(local.index_dir / MODEL_FOLDER)
     as_torch = local.model_copy(update={"runtime": "torch"})
