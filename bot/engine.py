@@ -190,7 +190,9 @@ def load_triage(settings: Settings, faq_index: FaqIndex, corpus: Corpus) -> Tria
         settings.urgent_probability,
         settings.crisis_probability,
     )
-    return build_triage(triage_corpus, embedder, margins, calm_texts(corpus))
+    # The base model's runtime folder keeps the examples' vectors for the next start.
+    cache = runtime_folder(settings.index_dir, embedder)
+    return build_triage(triage_corpus, embedder, margins, calm_texts(corpus), cache_dir=cache)
 
 
 def calm_texts(corpus: Corpus) -> list[str]:

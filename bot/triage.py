@@ -11,6 +11,9 @@ very close to a small-talk example. The texts the desk edits live in corpus/
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
 import unicodedata
 import weakref
@@ -321,13 +324,36 @@ class Triage:
 _EXAMPLE_VECTORS: weakref.WeakKeyDictionary[Embedder, dict[tuple[str, ...], Matrix]] = weakref.WeakKeyDictionary()
 
 
-def _embedded(embedder: Embedder, texts: tuple[str, ...]) -> Matrix:
-    """The examples' vectors, embedded once per model and text list (every engine that
-    is assembled around the same model shares them)."""
+def _embedded(embedder: Embedder, texts: tuple[str, ...], cache_dir: Path | None = None) -> Matrix:
+    """The examples' vectors, embedded once per model and text list: every engine that is
+    assembled around the same model shares them, and with `cache_dir` so does every later
+    process (a service start, a reload, a replica), which would otherwise spend seconds
+    embedding a thousand examples before it can answer."""
     per_model = _EXAMPLE_VECTORS.setdefault(embedder, {})
-    if texts not in per_model:
-        per_model[texts] = embedder.embed_queries(list(texts))
-    return per_model[texts]
+    if texts in per_model:
+        return per_model[texts]
+    path = None
+    if cache_dir is not None and cache_dir.is_dir():
+        key = json.dumps([embedder.fingerprint(), getattr(embedder, "runtime", ""), texts], ensure_ascii=False, default=str)
+        path = cache_dir / f"examples-{hashlib.sha256(key.encode()).hexdigest()[:24]}.npy"
+        try:
+            cached = np.load(path)
+            if cached.shape == (len(texts), embedder.dim):
+                per_model[texts] = cached
+                return cached
+        except (OSError, ValueError):
+            pass
+    vectors = embedder.embed_queries(list(texts))
+    if path is not None:
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        try:
+            with partial.open("wb") as out:
+                np.save(out, vectors)
+            os.replace(partial, path)
+        except OSError:
+            partial.unlink(missing_ok=True)
+    per_model[texts] = vectors
+    return vectors
 
 
 def build_triage(
@@ -336,6 +362,7 @@ def build_triage(
     margins: SafetyMargins,
     calm_texts: Sequence[str] = (),
     l2: float = DEFAULT_L2,
+    cache_dir: Path | None = None,
 ) -> Triage:
     """Embed the examples with the model that will embed the messages (a few hundred short
     texts, once per process), and fit the classifier when a probability threshold is on.
@@ -343,21 +370,22 @@ def build_triage(
     `calm_texts` are further calm examples for the classifier only (the FAQ's questions
     and the known unanswered ones): they show it the many ordinary ways people write to
     the desk, where the calm examples in safety.yaml only show calm talk about violence.
+    `cache_dir` keeps the vectors on disk for later processes.
     """
     smalltalk_texts, labels = SmallTalk.texts(corpus.smalltalk)
     safety_texts = Safety.texts(corpus.safety)
     classifier = margins.urgent_probability <= 1.0 or margins.crisis_probability <= 1.0
     extra = list(calm_texts) if classifier else []
     order = [*smalltalk_texts, *(t for texts in safety_texts.values() for t in texts), *extra]
-    matrix = _embedded(embedder, tuple(normalize(t) for t in order))
+    matrix = _embedded(embedder, tuple(normalize(t) for t in order), cache_dir)
     smalltalk_vectors, rest = matrix[: len(smalltalk_texts)], matrix[len(smalltalk_texts) :]
     vectors: dict[str, Matrix] = {}
     for kind, texts in safety_texts.items():
         vectors[kind], rest = rest[: len(texts)], rest[len(texts) :]
     safety = Safety(corpus.safety, vectors, margins)
     if classifier:
-        texts = {**safety_texts, "smalltalk": smalltalk_texts, "extra": extra}
-        safety.model = fit_danger_model(safety, texts, {**vectors, "smalltalk": smalltalk_vectors, "extra": rest}, l2)
+        labelled = {**safety_texts, "smalltalk": smalltalk_texts, "extra": extra}
+        safety.model = fit_danger_model(safety, labelled, {**vectors, "smalltalk": smalltalk_vectors, "extra": rest}, l2)
     return Triage(
         SmallTalk(corpus.smalltalk, smalltalk_vectors, labels),
         safety,
