@@ -136,7 +136,7 @@ class Settings(BaseSettings):
         0.87, ge=-1.0, le=1.0, description="without danger words, the least cosine to an urgent example for urgent"
     )
     crisis_margin: float = Field(
-        0.03, ge=-1.0, le=1.0, description="how much closer to the crisis examples than to the others makes a message a crisis"
+        0.05, ge=-1.0, le=1.0, description="how much closer to the crisis examples than to the others makes a message a crisis"
     )
     urgent_probability: float = Field(
         0.9, ge=0.0, le=1.01, description="the triage classifier's probability of urgent that makes a message urgent (above 1: off)"
