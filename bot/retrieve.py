@@ -189,10 +189,10 @@ class Retriever:
     def _ranking(self, query: str) -> Ranking:
         spellings = self.spellings(query)
         w = self._weights
-        with_base = self._base is not None and bool(w.base_question or w.base_chunk)
+        base = self._base if w.base_question or w.base_chunk else None
         # Both models' passes start before either is awaited: on ONNX Runtime they run at once.
         pending = submit_queries(self._embedder, spellings)
-        pending_base = submit_queries(self._base.embedder, spellings) if with_base and self._base else None
+        pending_base = submit_queries(base.embedder, spellings) if base is not None else None
         vectors = pending.result()
         question, answer, chunk = _best_of(self._dense(self._index, v) for v in vectors)
         unanswered_cosines = self._unanswered_cosines(vectors)
@@ -211,9 +211,9 @@ class Retriever:
             + w.reading * standardize(reading)
         )
         base_vectors = None
-        if pending_base is not None and self._base is not None:
+        if base is not None and pending_base is not None:
             base_vectors = pending_base.result()
-            base_question, _, base_chunk = _best_of(self._dense(self._base.index, v) for v in base_vectors)
+            base_question, _, base_chunk = _best_of(self._dense(base.index, v) for v in base_vectors)
             fused += w.base_question * standardize(base_question) + w.base_chunk * standardize(base_chunk)
         order = np.argsort(-fused, kind="stable")
         candidates = [
