@@ -87,11 +87,8 @@ class SentenceTransformerEmbedder:
 
     def with_model(self, model: SentenceTransformer) -> SentenceTransformerEmbedder:
         """The same prefixes and batching around other weights (an adapted copy)."""
-        other = object.__new__(SentenceTransformerEmbedder)
-        other._name = f"{self._name} (adapted)"
+        other = self.unloaded(f"{self._name} (adapted)")
         other._torch = model
-        other._onnx = None
-        other._setup(self._query_prefix, self._passage_prefix, self._batch_size, {}, self._dim)
         return other
 
     def save(self, folder: Path) -> None:
@@ -175,7 +172,7 @@ class SentenceTransformerEmbedder:
 
 # A build of a large corpus shows a progress bar while it embeds the rows.
 _PROGRESS_FROM = 2000
-_WEIGHT_SUFFIXES = frozenset({".safetensors", ".bin", ".pt", ".onnx"})
+_WEIGHT_SUFFIXES = frozenset({".safetensors", ".bin", ".pt"})
 _EXPORTABLE = ["Transformer", "Pooling", "Normalize"]
 
 
