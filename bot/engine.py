@@ -182,7 +182,7 @@ def load_triage(settings: Settings, faq_index: FaqIndex, corpus: Corpus) -> Tria
     if triage_corpus is None:
         log.warning("corpus has no smalltalk.yaml, safety.yaml or languages.yaml: no small talk or urgent replies")
         return None
-    embedder = faq_index.base.embedder if faq_index.base is not None else faq_index.embedder
+    embedder = faq_index.base_embedder
     margins = SafetyMargins(
         settings.urgent_margin,
         settings.urgent_danger_margin,

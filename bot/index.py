@@ -94,6 +94,11 @@ class FaqIndex:
     base: ModelVectors | None = None
     """The unadapted model's vectors of the same rows; None when there was no adaptation."""
 
+    @property
+    def base_embedder(self) -> Embedder:
+        """The unadapted model: the base's when the index keeps one, else its own."""
+        return self.base.embedder if self.base is not None else self.embedder
+
 
 def field_rows(corpus: Corpus, text: TextProcessor) -> list[tuple[Row, str]]:
     """Every indexed field of every entry, in a stable order."""
@@ -192,8 +197,12 @@ def onnx_files(index_dir: Path, base: Embedder, manifest: dict[str, object]) -> 
     return files + [Path(index_dir) / MODEL_ONNX_FILE] if manifest.get("adaptation") else files
 
 
+def _runtime_ready(folder: Path) -> bool:
+    return has_token_inputs(folder) and (folder / BASE_ONNX_FILE).is_file()
+
+
 def onnx_ready(index_dir: Path, base: Embedder, manifest: dict[str, object]) -> bool:
-    return has_token_inputs(runtime_folder(index_dir, base)) and all(
+    return _runtime_ready(runtime_folder(index_dir, base)) and all(
         path.is_file() for path in onnx_files(index_dir, base, manifest)
     )
 
@@ -201,8 +210,7 @@ def onnx_ready(index_dir: Path, base: Embedder, manifest: dict[str, object]) -> 
 def onnx_exports(index_dir: Path, faq_index: FaqIndex) -> list[tuple[Embedder, Path]]:
     """Each model that embeds queries for this index, with the file of its ONNX export:
     the index's own model first, then the base model when the index keeps one."""
-    base = faq_index.base.embedder if faq_index.base is not None else faq_index.embedder
-    files = onnx_files(index_dir, base, faq_index.manifest)
+    files = onnx_files(index_dir, faq_index.base_embedder, faq_index.manifest)
     if faq_index.base is None:
         return [(faq_index.embedder, files[0])]
     return [(faq_index.embedder, files[1]), (faq_index.base.embedder, files[0])]
@@ -211,7 +219,7 @@ def onnx_exports(index_dir: Path, faq_index: FaqIndex) -> list[tuple[Embedder, P
 def prepare_runtime(index_dir: Path, base: Embedder) -> Path:
     """The base model's shared inputs and export, written once per base model."""
     folder = runtime_folder(index_dir, base)
-    if has_token_inputs(folder) and (folder / BASE_ONNX_FILE).is_file():
+    if _runtime_ready(folder):
         return folder
     if not isinstance(base, SentenceTransformerEmbedder):
         raise ModelError(f"cannot export {base.model_id!r} to ONNX: not a sentence-transformers model")
@@ -227,8 +235,7 @@ def save_index(faq_index: FaqIndex, folder: Path, *, export_onnx: bool = False) 
     """Write atomically, so a crash mid-write never leaves a half-written index where
     the service looks. With `export_onnx` the index is served by ONNX Runtime: the
     adapted model is written as an ONNX graph and no PyTorch weights are kept."""
-    base = faq_index.base.embedder if faq_index.base is not None else faq_index.embedder
-    shared = prepare_runtime(folder, base) if export_onnx else None
+    shared = prepare_runtime(folder, faq_index.base_embedder) if export_onnx else None
 
     def fill(tmp: Path) -> None:
         faiss.write_index(faq_index.index, str(tmp / INDEX_FILE))
