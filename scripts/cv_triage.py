@@ -30,7 +30,7 @@ import typer
 
 from bot.answer import Answerer
 from bot.config import Settings
-from bot.corpus import REACH_SPLITS
+from bot.corpus import REACH_HELD_OUT_SPLIT, REACH_SPLITS
 from bot.engine import calm_texts, load_engine
 from bot.language import detect_language
 from bot.privacy import mask, strip_placeholders
@@ -227,7 +227,8 @@ def main(
         answerer.triage = replace(answerer.triage, safety=fitted.safety)
     triage = answerer.triage
     assert triage is not None
-    items = list(load_reach_set(settings.corpus_dir, engine.corpus))
+    # The held-out split never chooses anything, nor is it scored here.
+    items = [i for i in load_reach_set(settings.corpus_dir, engine.corpus) if i.split != REACH_HELD_OUT_SPLIT]
     all_probes = probes(answerer, items)
     choices = candidates(classifier)
     held = {name: float(value) for name, value in (h.split("=", 1) for h in hold or [])}
@@ -254,7 +255,7 @@ def report_folds(
     when `choices` are given, the settings in force otherwise."""
     typer.echo(f"{'held out':<8} " + " ".join(f"{c[:6]:>6}" for c in COLUMNS) + "   chosen")
     per_fold = []
-    for held_out in REACH_SPLITS:
+    for held_out in (s for s in REACH_SPLITS if s != REACH_HELD_OUT_SPLIT):
         train = [p for p in all_probes if p.item.split != held_out]
         values, similarity = current_values(settings), settings.smalltalk_similarity
         if choices is not None:
