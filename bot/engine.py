@@ -7,7 +7,9 @@ and the result is shared by the API, the channels and the CLI.
 from __future__ import annotations
 
 import logging
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from bot.answer import Answerer, Calibration, DecisionPolicy
 from bot.config import Settings
@@ -21,6 +23,7 @@ from bot.index import (
     MODEL_FOLDER,
     REBUILD_HINT,
     FaqIndex,
+    OnnxBuild,
     build_index,
     expected_manifest,
     load_index,
@@ -28,6 +31,7 @@ from bot.index import (
     onnx_exports,
     onnx_ready,
     read_manifest,
+    prepare_runtime,
     runtime_folder,
     save_index,
 )
@@ -116,7 +120,13 @@ def ensure_index(
         if not onnx and (not manifest.get("adaptation") or has_weights(settings.index_dir / MODEL_FOLDER)):
             return False
         log.info("the index at %s lacks what %s serves from: rebuilding it", settings.index_dir, settings.runtime)
-    save_index(build_index(corpus, embedder, text, settings.adaptation), settings.index_dir, export_onnx=onnx)
+    if not onnx:
+        save_index(build_index(corpus, embedder, text, settings.adaptation), settings.index_dir)
+        return True
+    shared = prepare_runtime(settings.index_dir, embedder)
+    with tempfile.TemporaryDirectory(prefix=".build-", dir=shared.parent) as staging:
+        faq_index = build_index(corpus, embedder, text, settings.adaptation, OnnxBuild(shared, Path(staging)))
+        save_index(faq_index, settings.index_dir, export_onnx=True)
     return True
 
 

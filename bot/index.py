@@ -17,7 +17,9 @@ For ONNX Runtime, the adapted model is exported into the index folder without it
 embeddings (never trained, so shared with the base model) and with no PyTorch copy.
 What the base model contributes to every build (tokenizer, word-embedding table and its
 own export) is written once per base model beside the index folder, in
-`runtime/<fingerprint>/`, and reused by later builds.
+`runtime/<fingerprint>/`, and reused by later builds. Such a build embeds its rows
+through the same exports on every core: the vectors are the ones the service will
+compare queries against, and PyTorch is needed only to adapt and export the model.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import datetime as dt
 import hashlib
 import importlib.metadata
 import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -93,6 +97,8 @@ class FaqIndex:
     """The known unanswered questions, in corpus order, embedded as queries by `embedder`."""
     base: ModelVectors | None = None
     """The unadapted model's vectors of the same rows; None when there was no adaptation."""
+    graph: Path | None = None
+    """The adapted model's ONNX export, when the build made one to embed the rows."""
 
     @property
     def base_embedder(self) -> Embedder:
@@ -143,25 +149,56 @@ def embed_fields(rows: list[tuple[Row, str]], embedder: Embedder, text: TextProc
     return vectors
 
 
+@dataclass(frozen=True)
+class OnnxBuild:
+    """Embed a build's rows through ONNX Runtime: the base model's shared folder
+    (prepare_runtime) and a folder the build may write the adapted model's export to."""
+
+    runtime: Path
+    staging: Path
+
+    def runner(self, model: SentenceTransformerEmbedder, graph: Path) -> Embedder:
+        """`model`'s prefixes around the ONNX graph at `graph`, on every core."""
+        fast = model.unloaded(model.model_id)
+        fast.use_onnx(graph, TokenInputs(self.runtime), threads=len(os.sched_getaffinity(0)))
+        return fast
+
+
 def build_index(
-    corpus: Corpus, embedder: Embedder, text: TextProcessor, adaptation: AdaptOptions | None = None
+    corpus: Corpus,
+    embedder: Embedder,
+    text: TextProcessor,
+    adaptation: AdaptOptions | None = None,
+    onnx: OnnxBuild | None = None,
 ) -> FaqIndex:
     """Embed every field into an exact inner-product index (vectors are normalized),
-    with the model adapted to the corpus first when `adaptation` is given."""
+    with the model adapted to the corpus first when `adaptation` is given; through
+    ONNX Runtime when `onnx` is given."""
     manifest = expected_manifest(corpus, embedder, adaptation)
     rows = field_rows(corpus, text)
-    base = None
+    runs = embedder
+    if onnx is not None:
+        if not isinstance(embedder, SentenceTransformerEmbedder):
+            raise ModelError(f"cannot run {embedder.model_id!r} on ONNX Runtime: not a sentence-transformers model")
+        runs = onnx.runner(embedder, onnx.runtime / BASE_ONNX_FILE)
+    vectors = _flat_index(embed_fields(rows, runs, text))
+    base, graph = None, None
     if adaptation is not None:
         if not isinstance(embedder, SentenceTransformerEmbedder):
             raise ModelError(
                 f"adapting needs a sentence-transformers model, not {embedder.model_id!r}; "
                 "set FAQBOT_ADAPT_EPOCHS=0 to use it as it is"
             )
-        base = ModelVectors(_flat_index(embed_fields(rows, embedder, text)), embedder)
+        base = ModelVectors(vectors, embedder)
         embedder = adapt(embedder, training_pairs(corpus, text), adaptation)
-    index = _flat_index(embed_fields(rows, embedder, text))
+        runs = embedder
+        if onnx is not None and isinstance(embedder, SentenceTransformerEmbedder):
+            graph = onnx.staging / MODEL_ONNX_FILE
+            embedder.export_onnx(graph, TokenInputs(onnx.runtime))
+            runs = onnx.runner(embedder, graph)
+        vectors = _flat_index(embed_fields(rows, runs, text))
     unanswered = _flat_index(
-        embedder.embed_queries([text.fold(u.query) for u in corpus.unanswered])
+        runs.embed_queries([text.fold(u.query) for u in corpus.unanswered])
         if corpus.unanswered
         else np.zeros((0, embedder.dim), dtype=np.float32)
     )
@@ -173,7 +210,13 @@ def build_index(
         "built_at": dt.datetime.now(TOKYO).isoformat(timespec="seconds"),
     }
     return FaqIndex(
-        index=index, rows=[row for row, _ in rows], manifest=manifest, embedder=embedder, unanswered=unanswered, base=base
+        index=vectors,
+        rows=[row for row, _ in rows],
+        manifest=manifest,
+        embedder=embedder,
+        unanswered=unanswered,
+        base=base,
+        graph=graph,
     )
 
 
@@ -248,6 +291,8 @@ def save_index(faq_index: FaqIndex, folder: Path, *, export_onnx: bool = False) 
             faiss.write_index(faq_index.base.index, str(tmp / BASE_INDEX_FILE))
             if shared is None:
                 faq_index.embedder.save(tmp / MODEL_FOLDER)
+            elif faq_index.graph is not None:
+                shutil.copyfile(faq_index.graph, tmp / MODEL_ONNX_FILE)
             else:
                 faq_index.embedder.export_onnx(tmp / MODEL_ONNX_FILE, TokenInputs(shared))
         (tmp / MANIFEST_FILE).write_text(

@@ -22,7 +22,7 @@ import json
 import os
 import warnings
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
@@ -217,9 +217,27 @@ class OnnxEncoder:
         return self._batcher.encode(texts)
 
 
+# A build's call with this many texts shows a progress bar.
+PROGRESS_FROM = 2000
+
+
 def _run(session: Any, inputs: TokenInputs, batch_size: int, texts: list[str]) -> Matrix:
-    parts = [session.run(None, inputs(texts[start : start + batch_size]))[0] for start in range(0, len(texts), batch_size)]
-    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+    """Embed in batches of texts of similar length, so short texts are not padded to a
+    long one's length (a build's rows mix one-line questions with long answers)."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    starts: Iterable[int] = range(0, len(texts), batch_size)
+    if len(texts) >= PROGRESS_FROM:
+        from tqdm import tqdm
+
+        starts = tqdm(starts, desc="Embedding", unit="batch")
+    parts = []
+    for start in starts:
+        batch = order[start : start + batch_size]
+        parts.append((batch, session.run(None, inputs([texts[i] for i in batch]))[0]))
+    out = np.empty((len(texts), parts[0][1].shape[1]), dtype=np.float32)
+    for rows, vectors in parts:
+        out[rows] = vectors
+    return out
 
 
 def check_pipeline(model: SentenceTransformer) -> Any:

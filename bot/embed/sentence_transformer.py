@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bot.embed.onnx_runtime import OnnxEncoder, TokenInputs, export_onnx
+from bot.embed.onnx_runtime import PROGRESS_FROM, OnnxEncoder, TokenInputs, export_onnx
 from bot.errors import ModelError
 from bot.types import Matrix
 
@@ -165,13 +165,11 @@ class SentenceTransformerEmbedder:
             batch_size=self._batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
-            show_progress_bar=len(texts) >= _PROGRESS_FROM,
+            show_progress_bar=len(texts) >= PROGRESS_FROM,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-# A build of a large corpus shows a progress bar while it embeds the rows.
-_PROGRESS_FROM = 2000
 _WEIGHT_SUFFIXES = frozenset({".safetensors", ".bin", ".pt"})
 _EXPORTABLE = ["Transformer", "Pooling", "Normalize"]
 
