@@ -4,7 +4,7 @@ corpus.json maps id -> entry, either {"question": …, "answer": …} or the str
 "Question: …\nAnswer: …"; queries.json maps id -> query; qrels.json maps query id ->
 {entry id: grade >= 1}. The entries get a throw-away index built with the current
 settings (or one kept in a folder of its own, reused while it matches), and queries are
-ranked by the same Retriever the service uses.
+ranked by the same Retriever and runtime the service uses.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import hashlib
 import json
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -20,9 +21,9 @@ from pathlib import Path
 from bot.config import Settings
 from bot.corpus import Contacts, Corpus, Entry
 from bot.embed.base import Embedder
-from bot.engine import build_retriever, ensure_index
+from bot.engine import build_retriever, ensure_index, use_runtime
 from bot.errors import FaqbotError
-from bot.index import FaqIndex, build_index, expected_manifest, load_index
+from bot.index import FaqIndex, expected_manifest, load_index
 from bot.metrics import Qrels, evaluate
 from bot.text import TextProcessor
 
@@ -117,20 +118,35 @@ def benchmark_index(
     index_dir: Path | None = None,
     progress: Callable[[str], None] = _to_stderr,
 ) -> FaqIndex:
-    """A throw-away index for the benchmark corpus, or, with `index_dir`, one kept there
-    and reused by later runs while corpus, model and settings match: adapting to a large
-    corpus takes tens of minutes, and the odd and even query halves rank against the same index."""
+    """An index for the benchmark corpus, served by the runtime the settings name, as the
+    service would serve it. With `index_dir` it is kept there and reused by later runs
+    while corpus, model and settings match: adapting to a large corpus takes minutes, and
+    the odd and even query halves rank against the same index. Otherwise it is built in a
+    temporary folder beside the service's index (sharing the base model's exports) and
+    removed once loaded."""
     adaptation = settings.adaptation
     n = len(corpus.entries)
     building = f"adapting the model to {n} entries and embedding them …" if adaptation else f"embedding {n} entries …"
-    if index_dir is None:
-        progress(building)
-        return build_index(corpus, embedder, text, adaptation)
-    progress(f"{building} (unless {index_dir} holds a matching index)")
-    # Ranked here by the models as loaded (PyTorch): no ONNX export to write.
-    if not ensure_index(settings.model_copy(update={"index_dir": index_dir, "runtime": "torch"}), corpus, embedder, text):
-        progress(f"reusing the index at {index_dir}")
-    return load_index(index_dir, expected_manifest(corpus, embedder, adaptation), embedder)
+    if index_dir is not None:
+        progress(f"{building} (unless {index_dir} holds a matching index)")
+        return _loaded(settings.model_copy(update={"index_dir": index_dir}), embedder, corpus, text, progress)
+    progress(building)
+    parent = Path(settings.index_dir).parent
+    parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".benchmark-", dir=parent) as folder:
+        return _loaded(settings.model_copy(update={"index_dir": Path(folder)}), embedder, corpus, text, progress)
+
+
+def _loaded(
+    settings: Settings, embedder: Embedder, corpus: Corpus, text: TextProcessor, progress: Callable[[str], None]
+) -> FaqIndex:
+    """Build the index at settings.index_dir unless it matches, then load it and its models
+    (into memory: the folder may go once this returns)."""
+    if not ensure_index(settings, corpus, embedder, text):
+        progress(f"reusing the index at {settings.index_dir}")
+    faq_index = load_index(settings.index_dir, expected_manifest(corpus, embedder, settings.adaptation), embedder)
+    use_runtime(settings, faq_index, embedder)
+    return faq_index
 
 
 def run_benchmark(
