@@ -18,6 +18,7 @@ from bot.corpus import Corpus, load_corpus
 from bot.embed.base import Embedder
 from bot.embed.export import EXPORT_MARKER, export_model
 from bot.engine import Engine, ensure_index, load_embedder, load_engine
+from bot.index import RUNTIME_FOLDER
 from bot.text import TextProcessor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,6 +79,21 @@ def engine(settings: Settings, corpus: Corpus, embedder: Embedder) -> Engine:
         fcntl.flock(lock, fcntl.LOCK_EX)  # the first worker builds; the others wait, then load it
         ensure_index(settings, corpus, embedder, TextProcessor(corpus.synonyms))
     return load_engine(settings, embedder)
+
+
+def share_runtime(folder: Path, settings: Settings) -> Path:
+    """`folder`, where an index built in it (`folder / "faq"`) uses the session index's
+    base-model exports, so a build on ONNX Runtime costs ONNX passes, not an export."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / RUNTIME_FOLDER).symlink_to(settings.index_dir.parent / RUNTIME_FOLDER, target_is_directory=True)
+    return folder
+
+
+@pytest.fixture()
+def beside_session(tmp_path: Path, settings: Settings, engine: Engine) -> Path:
+    """The test's own folder, sharing the session's base-model exports (made by the
+    session's build, which `engine` waits for)."""
+    return share_runtime(tmp_path, settings)
 
 
 @pytest.fixture(scope="session")

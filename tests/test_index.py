@@ -21,6 +21,7 @@ from bot.index import (
     MANIFEST_FILE,
     MODEL_FOLDER,
     MODEL_ONNX_FILE,
+    RUNTIME_FOLDER,
     FaqIndex,
     Row,
     build_index,
@@ -83,14 +84,15 @@ def test_index_of_another_model_setting_is_refused(tmp_path: Path, corpus: Corpu
         load_index(tmp_path / "faq", other, embedder)
 
 
-def test_build_only_when_stale_and_writes_atomically(tmp_path: Path, settings: Settings, corpus: Corpus, embedder: Embedder) -> None:
-    local = settings.model_copy(update={"index_dir": tmp_path / "faq", "adapt_epochs": 0, "runtime": "torch"})
+def test_build_only_when_stale_and_writes_atomically(beside_session: Path, settings: Settings, corpus: Corpus, embedder: Embedder) -> None:
+    tmp_path = beside_session
+    local = settings.model_copy(update={"index_dir": tmp_path / "faq", "adapt_epochs": 0})
     text = TextProcessor(corpus.synonyms)
     assert ensure_index(local, corpus, embedder, text) is True
     first = read_manifest(local.index_dir)
     assert ensure_index(local, corpus, embedder, text) is False
     assert read_manifest(local.index_dir) == first
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["faq"], "no temporary folders left behind"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["faq", RUNTIME_FOLDER], "no temporary folders left behind"
     assert (local.index_dir / MANIFEST_FILE).is_file()
 
 

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from bot.benchmark import BenchmarkError, load_benchmark, select_ids
 from bot.cli import app
 from bot.config import Settings
+from bot.engine import Engine
 from bot.metrics import METRIC_KEYS, evaluate
 
 DATA = Path(__file__).parent / "data" / "tiny_bench"
@@ -64,8 +65,9 @@ def test_bad_benchmark_file_names_the_problem(tmp_path: Path) -> None:
         load_benchmark(tmp_path / "none.json", DATA / "queries.json", DATA / "qrels.json")
 
 
-def test_eval_retrieval_cli_prints_metrics_and_a_json_last_line(settings: Settings) -> None:
-    env = {"FAQBOT_MODEL": settings.model, "FAQBOT_LOG_LEVEL": "WARNING"}
+def test_eval_retrieval_cli_prints_metrics_and_a_json_last_line(settings: Settings, engine: Engine) -> None:
+    # Built beside the session's index, with its base-model exports, and removed after.
+    env = {"FAQBOT_MODEL": settings.model, "FAQBOT_LOG_LEVEL": "WARNING", "FAQBOT_INDEX_DIR": str(settings.index_dir)}
     args = ["eval-retrieval", "--corpus", str(DATA / "corpus.json"), "--queries", str(DATA / "queries.json"),
             "--qrels", str(DATA / "qrels.json")]
     result = CliRunner().invoke(app, args, env=env)
@@ -76,7 +78,8 @@ def test_eval_retrieval_cli_prints_metrics_and_a_json_last_line(settings: Settin
     assert 0.0 < last["ndcg@10"] <= 1.0 and last["latency_p50_ms"] > 0
 
 
-def test_eval_retrieval_keeps_and_reuses_its_index(settings: Settings, tmp_path: Path) -> None:
+def test_eval_retrieval_keeps_and_reuses_its_index(settings: Settings, beside_session: Path) -> None:
+    tmp_path = beside_session
     env = {"FAQBOT_MODEL": settings.model, "FAQBOT_LOG_LEVEL": "WARNING", "FAQBOT_ADAPT_EPOCHS": "1"}
     args = ["eval-retrieval", "--corpus", str(DATA / "corpus.json"), "--queries", str(DATA / "queries.json"),
             "--qrels", str(DATA / "qrels.json"), "--index-dir", str(tmp_path / "bench")]

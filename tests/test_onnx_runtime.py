@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import share_runtime
 
 from bot.config import Settings
 from bot.corpus import Corpus, load_corpus, load_eval_set
@@ -37,6 +38,8 @@ STRIDE = 1 if os.environ.get("FAQBOT_TEST_FULL_AGREEMENT") else 6
 
 def unadapted(settings: Settings, corpus: Corpus, folder: Path, runtime: str) -> Engine:
     """An engine on the base model alone, indexed for `runtime`: builds of seconds."""
+    if runtime == "onnx":
+        share_runtime(folder, settings)
     local = settings.model_copy(update={"runtime": runtime, "index_dir": folder / "faq", "adapt_epochs": 0})
     embedder = load_embedder(local)
     ensure_index(local, corpus, embedder, TextProcessor(corpus.synonyms))
@@ -52,7 +55,7 @@ def torch_engine(settings: Settings, corpus: Corpus, tmp_path_factory: pytest.Te
 
 
 @pytest.fixture(scope="module")
-def onnx_engine(settings: Settings, corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> Engine:
+def onnx_engine(settings: Settings, corpus: Corpus, tmp_path_factory: pytest.TempPathFactory, engine: Engine) -> Engine:
     return unadapted(settings, corpus, tmp_path_factory.mktemp("onnx"), "onnx")
 
 
@@ -153,12 +156,45 @@ def test_an_index_without_exports_is_rebuilt_for_onnx_and_served_by_torch_meanwh
     assert load_engine(local, embedder).embedder.runtime == "onnx"  # type: ignore[attr-defined]
 
 
-def test_an_index_built_for_onnx_runtime_is_rebuilt_for_torch(tmp_path: Path, settings: Settings) -> None:
+def test_an_index_built_for_onnx_runtime_is_rebuilt_for_torch(beside_session: Path, settings: Settings) -> None:
     """FAQBOT_RUNTIME=torch on an index that kept no PyTorch weights rebuilds it instead of failing."""
-    local, corpus, embedder, text = two_entries(tmp_path, settings, adapt_epochs=0.2)
+    local, corpus, embedder, text = two_entries(beside_session, settings, adapt_epochs=0.2)
     assert ensure_index(local, corpus, embedder, text) is True
     assert not has_weights(local.index_dir / MODEL_FOLDER)
     as_torch = local.model_copy(update={"runtime": "torch"})
     assert ensure_index(as_torch, corpus, embedder, text) is True
     assert has_weights(local.index_dir / MODEL_FOLDER)
     assert load_engine(as_torch, embedder).answerer.ask("カスハラって何ですか").faq is not None
+
+
+def test_an_onnx_build_embeds_its_rows_as_pytorch_does(onnx_engine: Engine, torch_engine: Engine) -> None:
+    """The build embeds the rows through the same graph the service queries with."""
+    for which in ("index", "unanswered"):
+        fast, slow = getattr(onnx_engine.faq_index, which), getattr(torch_engine.faq_index, which)
+        a, b = fast.reconstruct_n(0, fast.ntotal), slow.reconstruct_n(0, slow.ntotal)
+        assert a.shape == b.shape and len(a) > 0
+        assert float((a * b).sum(axis=1).min()) >= PARITY_COSINE
+
+
+def test_a_build_without_adaptation_on_onnx_runtime_never_imports_torch(onnx_engine: Engine) -> None:
+    """Once the base model's export is in place, a corpus edit on an unadapted index costs
+    ONNX passes only."""
+    script = (
+        "import sys\n"
+        "from bot.config import Settings\n"
+        "from bot.engine import build_for\n"
+        "assert build_for(Settings(), force=True)\n"
+        "print('torch' in sys.modules, 'sentence_transformers' in sys.modules)\n"
+    )
+    local = onnx_engine.settings
+    env = {
+        **os.environ,
+        "FAQBOT_CORPUS_DIR": str(local.corpus_dir),
+        "FAQBOT_INDEX_DIR": str(local.index_dir.parent / "again"),  # beside it: the same shared runtime folder
+        "FAQBOT_MODEL": local.model,
+        "FAQBOT_ADAPT_EPOCHS": "0",
+        "FAQBOT_LOG_LEVEL": "WARNING",
+    }
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False"]

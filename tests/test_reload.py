@@ -28,8 +28,9 @@ AUTH = {"authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture()
-def small(settings: Settings, embedder: Embedder, tmp_path: Path) -> Settings:
-    """Three entries, no adaptation, no ONNX export: a build takes seconds."""
+def small(settings: Settings, embedder: Embedder, beside_session: Path) -> Settings:
+    """Three entries, no adaptation, the session's ONNX exports: a build takes seconds."""
+    tmp_path = beside_session
     folder = tmp_path / "corpus"
     shutil.copytree(settings.corpus_dir, folder)
     faq = yaml.safe_load((folder / "faq.yaml").read_text(encoding="utf-8"))
@@ -38,9 +39,8 @@ def small(settings: Settings, embedder: Embedder, tmp_path: Path) -> Settings:
     local = settings.model_copy(
         update={
             "corpus_dir": folder,
-            "index_dir": tmp_path / "index" / "faq",
+            "index_dir": tmp_path / "faq",
             "adapt_epochs": 0.0,
-            "runtime": "torch",
             "admin_token": SecretStr(TOKEN),
             "database_url": f"sqlite:///{tmp_path / 'log.sqlite3'}",
         }
