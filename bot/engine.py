@@ -86,7 +86,7 @@ def fusion_weights(settings: Settings) -> FusionWeights:
 
 def build_retriever(settings: Settings, corpus: Corpus, faq_index: FaqIndex, text: TextProcessor) -> Retriever:
     """The retriever with the ranking settings in force, as the service and the benchmark use it."""
-    return Retriever(
+    return Retriever.for_corpus(
         corpus, faq_index, text, fusion_weights(settings), respell_kana=settings.respell_kana, cache_size=settings.cache_size
     )
 

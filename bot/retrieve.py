@@ -22,22 +22,21 @@ the candidate for the decision step (bot.answer), which needs absolute evidence.
 from __future__ import annotations
 
 import functools
-import math
-from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import overload
 
-import bm25s
-import faiss
 import numpy as np
 
 from bot.corpus import Corpus, Entry
+from bot.dense import EntryRows, RowVectors, Signals
 from bot.embed.base import submit_queries
 from bot.errors import IndexMismatchError
-from bot.index import ASKED_KINDS, REBUILD_HINT, WRITTEN_KINDS, FaqIndex, field_rows
+from bot.index import REBUILD_HINT, WRITTEN_KINDS, FaqIndex, field_rows
 from bot.language import is_romaji, romaji_to_kana
+from bot.lexical import Lexicon
 from bot.text import KanaRespeller, TextProcessor, normalize
-from bot.types import Matrix, Vector
+from bot.types import Matrix
 
 
 @dataclass(frozen=True)
@@ -79,20 +78,61 @@ def _best_of(signal_sets: Iterable[tuple[np.ndarray, ...]]) -> tuple[np.ndarray,
     return tuple(np.max(values, axis=0) for values in zip(*signal_sets))
 
 
-class _Bm25:
-    """BM25 over pre-tokenized documents; unknown query terms score nothing."""
+class RankedEntries(Sequence[Candidate]):
+    """Candidates best first, each made when first read: callers read the first few, and
+    making one for every entry of a large corpus cost more than ranking them."""
 
-    def __init__(self, documents: list[list[str]]) -> None:
-        self._model = bm25s.BM25()
-        self._model.index(documents, show_progress=False)
-        self._vocab = set(self._model.vocab_dict)
-        self._n = len(documents)
+    def __init__(
+        self,
+        entries: Sequence[Entry],
+        ids: np.ndarray,
+        signals: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+        unanswered: float,
+    ) -> None:
+        """The entries `ids` of `entries`, in order, with their score, question, answer,
+        lexical, reading and coverage signals in the same order."""
+        self._entries = entries
+        self._ids = ids
+        self._signals = signals
+        self._unanswered = unanswered
+        self._made: list[Candidate | None] = [None] * len(ids)
 
-    def scores(self, query_terms: list[str]) -> np.ndarray:
-        known = [t for t in query_terms if t in self._vocab]
-        if not known:
-            return np.zeros(self._n, dtype=np.float32)
-        return np.asarray(self._model.get_scores(known), dtype=np.float32)
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    @overload
+    def __getitem__(self, i: int) -> Candidate: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Candidate]: ...
+
+    def __getitem__(self, i: int | slice) -> Candidate | list[Candidate]:
+        if isinstance(i, slice):
+            return [self._candidate(j) for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError("candidate index out of range")
+        return self._candidate(i)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"RankedEntries({list(self)!r})"
+
+    def _candidate(self, i: int) -> Candidate:
+        made = self._made[i]
+        if made is None:
+            score, question, answer, lexical, reading, coverage = (float(s[i]) for s in self._signals)
+            entry = self._entries[int(self._ids[i])]
+            made = Candidate(entry, score, question, answer, lexical, reading, coverage, self._unanswered)
+            self._made[i] = made
+        return made
 
 
 @dataclass(frozen=True)
@@ -102,7 +142,7 @@ class Ranking:
     index keeps one, by the base model. The first spelling is the message as it reads
     best: as typed, or for romaji, in kana."""
 
-    candidates: list[Candidate]
+    candidates: Sequence[Candidate]
     unanswered_cosines: np.ndarray
     vectors: Matrix
     base_vectors: Matrix | None = None
@@ -117,52 +157,65 @@ class Retriever:
         faq_index: FaqIndex,
         text: TextProcessor,
         weights: FusionWeights,
+        lexicon: Lexicon,
+        respeller: KanaRespeller,
         *,
-        respell_kana: bool = True,
         cache_size: int = 0,
     ) -> None:
+        """`lexicon` and `respeller` come from the corpus (`for_corpus`)."""
         self.corpus = corpus
         # Asked again (the widget's example questions, a retry), a query costs a lookup.
         # One cache per retriever, so a reload, which builds a new one, starts empty.
         self._cached = functools.lru_cache(maxsize=cache_size)(self._ranking) if cache_size else self._ranking
         self._text = text
         self._weights = weights
-        self._index = faq_index.index
+        self._lexicon = lexicon
+        self._respeller = respeller
         self._embedder = faq_index.embedder
         self._base = faq_index.base
         self._unanswered = faq_index.unanswered
+        try:
+            self._rows = EntryRows(faq_index.rows, [e.id for e in corpus.entries])
+        except (KeyError, ValueError) as exc:
+            raise IndexMismatchError(f"the index rows do not match the corpus entries: {REBUILD_HINT}") from exc
+        self._vectors = RowVectors(faq_index.index)
+        self._base_vectors = RowVectors(faq_index.base.index) if faq_index.base is not None else None
+
+    @classmethod
+    def for_corpus(
+        cls,
+        corpus: Corpus,
+        faq_index: FaqIndex,
+        text: TextProcessor,
+        weights: FusionWeights,
+        *,
+        respell_kana: bool = True,
+        cache_size: int = 0,
+    ) -> Retriever:
+        """The retriever of an index built from `corpus`: its lexical signals and kana
+        respellings are made from the same fields the index embedded."""
         fields = field_rows(corpus, text)
         if faq_index.rows != [row for row, _ in fields]:
             raise IndexMismatchError(f"the index rows do not match the corpus fields: {REBUILD_HINT}")
         position = {e.id: i for i, e in enumerate(corpus.entries)}
-        self._row_entry = np.array([position[r.entry_id] for r in faq_index.rows], dtype=np.int64)
-        kinds = np.array([r.kind for r in faq_index.rows])
-        self._asked = np.isin(kinds, list(ASKED_KINDS))
-        self._answer = kinds == "answer"
-        self._chunk = kinds == "chunk"
-
         entry_tokens: list[list[str]] = [[] for _ in corpus.entries]
         entry_grams: list[list[str]] = [[] for _ in corpus.entries]
         written: list[str] = []
-        for (row, field), i in zip(fields, self._row_entry):
+        for row, field in fields:
             if row.kind in WRITTEN_KINDS:
                 lemmas, grams = text.analyze(field)
-                entry_tokens[i] += lemmas
-                entry_grams[i] += grams
+                entry_tokens[position[row.entry_id]] += lemmas
+                entry_grams[position[row.entry_id]] += grams
                 written.append(field)
-        self._respeller = KanaRespeller(text.spellings(written) if respell_kana else {})
-        self._lemmas = _Bm25(entry_tokens)
-        self._readings = _Bm25(entry_grams)
-        self._entry_sets = [set(tokens) for tokens in entry_tokens]
-        df = Counter(t for d in self._entry_sets for t in d)
-        n = len(self._entry_sets)
-        self._idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
+        respeller = KanaRespeller(text.spellings(written) if respell_kana else {})
+        lexicon = Lexicon(entry_tokens, entry_grams)
+        return cls(corpus, faq_index, text, weights, lexicon, respeller, cache_size=cache_size)
 
-    def rank(self, query: str) -> list[Candidate]:
+    def rank(self, query: str) -> Sequence[Candidate]:
         """All entries, best first."""
         return self.ranking(query).candidates
 
-    def rank_with_unanswered(self, query: str) -> tuple[list[Candidate], np.ndarray]:
+    def rank_with_unanswered(self, query: str) -> tuple[Sequence[Candidate], np.ndarray]:
         """All entries, best first, and the query's cosine to each known unanswered
         question in corpus order: a fit leaves out the ones written with the query, as
         the service never meets a query in its own list."""
@@ -194,14 +247,11 @@ class Retriever:
         pending = submit_queries(self._embedder, spellings)
         pending_base = submit_queries(base.embedder, spellings) if base is not None else None
         vectors = pending.result()
-        question, answer, chunk = _best_of(self._dense(self._index, v) for v in vectors)
+        question, answer, chunk = self._dense(self._vectors, vectors)
         unanswered_cosines = self._unanswered_cosines(vectors)
         unanswered = float(unanswered_cosines.max(initial=0.0))
         analyzed = [self._text.analyze(s) for s in spellings]
-        lexical, reading, coverage = _best_of(
-            (self._lemmas.scores(tokens), self._readings.scores(grams), self._coverage(set(tokens)))
-            for tokens, grams in analyzed
-        )
+        lexical, reading, coverage = _best_of(self._lexicon.scores(tokens, grams) for tokens, grams in analyzed)
 
         fused = (
             w.question * standardize(question)
@@ -211,25 +261,23 @@ class Retriever:
             + w.reading * standardize(reading)
         )
         base_vectors = None
-        if base is not None and pending_base is not None:
+        if pending_base is not None and self._base_vectors is not None:
             base_vectors = pending_base.result()
-            base_question, _, base_chunk = _best_of(self._dense(base.index, v) for v in base_vectors)
+            base_question, _, base_chunk = self._dense(self._base_vectors, base_vectors)
             fused += w.base_question * standardize(base_question) + w.base_chunk * standardize(base_chunk)
         order = np.argsort(-fused, kind="stable")
-        candidates = [
-            Candidate(
-                entry=self.corpus.entries[i],
-                score=float(fused[i]),
-                question=float(question[i]),
-                answer=float(answer[i]),
-                lexical=float(lexical[i]),
-                reading=float(reading[i]),
-                coverage=float(coverage[i]),
-                unanswered=unanswered,
-            )
-            for i in order
-        ]
+        candidates = RankedEntries(
+            self.corpus.entries,
+            order,
+            (fused[order], question[order], answer[order], lexical[order], reading[order], coverage[order]),
+            unanswered,
+        )
         return Ranking(candidates, unanswered_cosines, vectors, base_vectors)
+
+    def _dense(self, vectors: RowVectors, query_vectors: Matrix) -> Signals:
+        """Every entry's question, answer and chunk cosines, best over the spellings."""
+        signals = _best_of(self._rows.signals(vectors.cosines(v)) for v in query_vectors)
+        return signals[0], signals[1], signals[2]
 
     def _unanswered_cosines(self, vectors: np.ndarray) -> np.ndarray:
         n = self._unanswered.ntotal
@@ -239,31 +287,3 @@ class Retriever:
         best = np.full(n, -1.0, dtype=np.float32)
         np.maximum.at(best, ids.ravel(), sims.ravel())
         return best
-
-    def _dense(self, index: faiss.Index, vector: Vector) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Each entry's question, answer and chunk cosines to the query vector."""
-        sims, ids = index.search(vector.reshape(1, -1), index.ntotal)
-        row_sim = np.empty(index.ntotal, dtype=np.float32)
-        row_sim[ids[0]] = sims[0]
-        answer = self._best(row_sim, self._answer)
-        return self._best(row_sim, self._asked), answer, np.maximum(self._best(row_sim, self._chunk), answer)
-
-    def _best(self, row_scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Each entry's best score over its rows in `mask` (-1 where it has none)."""
-        best = np.full(len(self.corpus.entries), -1.0, dtype=np.float32)
-        np.maximum.at(best, self._row_entry[mask], row_scores[mask])
-        return best
-
-    def _coverage(self, query_tokens: set[str]) -> np.ndarray:
-        """IDF-weighted share of the query's words that each entry contains: an absolute
-        signal (unlike standardized scores) that helps tell out-of-scope queries apart."""
-        n = len(self._entry_sets)
-        if not query_tokens:
-            return np.zeros(n, dtype=np.float32)
-        default = max(self._idf.values(), default=1.0)
-        weights = {t: self._idf.get(t, default) for t in query_tokens}
-        total = sum(weights.values())
-        return np.array(
-            [sum(w for t, w in weights.items() if t in doc) / total for doc in self._entry_sets],
-            dtype=np.float32,
-        )

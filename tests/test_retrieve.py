@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from dataclasses import replace
 
+import bm25s
+import faiss
 import numpy as np
 import pytest
 
-from bot.engine import Engine, assemble
+from bot.engine import Engine, assemble, fusion_weights
+from bot.index import ASKED_KINDS, WRITTEN_KINDS, field_rows
 from bot.retrieve import standardize
 
 
@@ -92,3 +97,80 @@ def test_a_query_asked_again_is_served_from_the_cache_by_its_normalized_text(eng
     assert [c.entry.id for c in again.candidates] == [c.entry.id for c in first.candidates]
     rebuilt = assemble(engine.settings, engine.corpus, engine.faq_index, engine.text)  # what a reload does
     assert rebuilt.retriever.ranking("セミナーの資料はもらえますか") is not first
+
+
+def _reference_ranking(engine: Engine, query: str) -> list[tuple[str, float, float, float, float, float, float]]:
+    """The fused ranking computed the plain way: every row searched, per-entry maxima in a
+    loop, BM25 over all entries, coverage word by word (the retriever's exact path must
+    give these numbers)."""
+    retriever, faq_index, corpus, text = engine.retriever, engine.faq_index, engine.corpus, engine.text
+    w = fusion_weights(engine.settings)
+    ranking = retriever.ranking(query)
+    fields = field_rows(corpus, text)
+    position = {e.id: i for i, e in enumerate(corpus.entries)}
+    n = len(corpus.entries)
+
+    def dense(index: faiss.Index, vectors: np.ndarray) -> list[np.ndarray]:
+        per_spelling = []
+        for v in vectors:
+            sims, ids = index.search(v.reshape(1, -1), index.ntotal)
+            row_sim = dict(zip(ids[0].tolist(), sims[0].tolist()))
+            best = {kind: np.full(n, -1.0, dtype=np.float32) for kind in ("asked", "answer", "chunk")}
+            for r, (row, _) in enumerate(fields):
+                kind = "asked" if row.kind in ASKED_KINDS else row.kind
+                e = position[row.entry_id]
+                best[kind][e] = max(best[kind][e], np.float32(row_sim[r]))
+            per_spelling.append(np.stack([best["asked"], best["answer"], np.maximum(best["chunk"], best["answer"])]))
+        return list(np.max(np.stack(per_spelling), axis=0))
+
+    tokens: list[list[str]] = [[] for _ in range(n)]
+    grams: list[list[str]] = [[] for _ in range(n)]
+    for row, field in fields:
+        if row.kind in WRITTEN_KINDS:
+            lemmas, bigrams = text.analyze(field)
+            tokens[position[row.entry_id]] += lemmas
+            grams[position[row.entry_id]] += bigrams
+    sets = [set(t) for t in tokens]
+    df = Counter(t for s in sets for t in s)
+    idf = {t: math.log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
+
+    def bm25(documents: list[list[str]], query_terms: list[str]) -> np.ndarray:
+        model = bm25s.BM25()
+        model.index(documents, show_progress=False)
+        known = [t for t in query_terms if t in model.vocab_dict]
+        return np.asarray(model.get_scores(known), dtype=np.float32) if known else np.zeros(n, dtype=np.float32)
+
+    def coverage(query_terms: set[str]) -> np.ndarray:
+        if not query_terms:
+            return np.zeros(n, dtype=np.float32)
+        weights = {t: idf.get(t, max(idf.values())) for t in query_terms}
+        total = sum(weights.values())
+        return np.array([sum(wt for t, wt in weights.items() if t in s) / total for s in sets], dtype=np.float32)
+
+    lexical = []
+    for spelling in retriever.spellings(query):
+        lemmas, bigrams = text.analyze(spelling)
+        lexical.append(np.stack([bm25(tokens, lemmas), bm25(grams, bigrams), coverage(set(lemmas))]))
+    lex, reading, cover = np.max(np.stack(lexical), axis=0)
+    question, answer, chunk = dense(faq_index.index, ranking.vectors)
+    fused = (
+        w.question * standardize(question) + w.answer * standardize(answer) + w.chunk * standardize(chunk)
+        + w.lexical * standardize(lex) + w.reading * standardize(reading)
+    )
+    assert faq_index.base is not None and ranking.base_vectors is not None
+    base_question, _, base_chunk = dense(faq_index.base.index, ranking.base_vectors)
+    fused += w.base_question * standardize(base_question) + w.base_chunk * standardize(base_chunk)
+    order = np.argsort(-fused, kind="stable")
+    return [
+        (corpus.entries[i].id, float(fused[i]), float(question[i]), float(answer[i]), float(lex[i]), float(reading[i]), float(cover[i]))
+        for i in order
+    ]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["セミナーの資料はもらえますか", "せみなーのしりょうはもらえますか", "semina no shiryo wa moraemasu ka", "カスハラって何？", "羽田まで首都高混んでる", "？"],
+)
+def test_the_exact_path_gives_the_plain_computation_s_numbers(engine: Engine, query: str) -> None:
+    got = [(c.entry.id, c.score, c.question, c.answer, c.lexical, c.reading, c.coverage) for c in engine.retriever.rank(query)]
+    assert got == _reference_ranking(engine, query)
