@@ -62,7 +62,7 @@ class Coverage:
         for term, weight in weights.items():
             i = self._term_ids.get(term)
             if i is not None:
-                covered[self._postings[self._starts[i] : self._starts[i + 1]]] += weight
+                np.add.at(covered, self._postings[self._starts[i] : self._starts[i + 1]], weight)
         return (covered / total).astype(np.float32)
 
 
