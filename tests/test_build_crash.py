@@ -15,16 +15,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import share_runtime
 from scripts_loader import load_script
 
 from bot.atomic import leftovers, replace_folder
 from bot.config import Settings
 from bot.corpus import load_corpus
 from bot.embed.base import Embedder
-from bot.engine import Engine, ensure_index
+from bot.engine import ensure_index
 from bot.errors import IndexMissingError
-from bot.index import MANIFEST_FILE, RUNTIME_FOLDER, FaqIndex, expected_manifest, load_index
+from bot.index import MANIFEST_FILE, FaqIndex, expected_manifest, load_index
 from bot.text import TextProcessor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +59,7 @@ replace_folder(Path(sys.argv[1]), fill)
 
 
 @pytest.fixture(scope="module")
-def small_corpus(settings: Settings, tmp_path_factory: pytest.TempPathFactory, engine: Engine) -> Path:
+def small_corpus(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two entries and no unanswered list: a build takes seconds, not minutes."""
     folder = tmp_path_factory.mktemp("small") / "corpus"
     shutil.copytree(settings.corpus_dir, folder)
@@ -72,11 +71,11 @@ def small_corpus(settings: Settings, tmp_path_factory: pytest.TempPathFactory, e
 
 
 def local(settings: Settings, corpus_dir: Path, index_dir: Path) -> Settings:
-    """Unadapted, beside the session's base-model exports: a build of seconds, so kills
-    land all over it."""
-    if not (index_dir.parent / RUNTIME_FOLDER).exists():
-        share_runtime(index_dir.parent, settings)
-    return settings.model_copy(update={"corpus_dir": corpus_dir, "index_dir": index_dir, "adapt_epochs": 0})
+    """Unadapted, on PyTorch: a build of seconds, most of them loading torch, so kills land
+    all over it (on ONNX Runtime a build is over before most kills)."""
+    return settings.model_copy(
+        update={"corpus_dir": corpus_dir, "index_dir": index_dir, "adapt_epochs": 0, "runtime": "torch"}
+    )
 
 
 def build(settings: Settings, embedder: Embedder) -> None:
@@ -90,8 +89,7 @@ def load(settings: Settings, embedder: Embedder) -> FaqIndex:
 
 
 def names(folder: Path) -> list[str]:
-    """The folder's entries but the shared exports' link."""
-    return sorted(p.name for p in folder.iterdir() if p.name != RUNTIME_FOLDER)
+    return sorted(p.name for p in folder.iterdir())
 
 
 def writes(name: str, content: str) -> Callable[[Path], None]:
