@@ -79,6 +79,16 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     max_query_chars: int = Field(1000, ge=1)
 
+    # The index: exact up to this many rows, HNSW above, where ranking every entry would
+    # cost more than ranking candidates (measured by `python -m bot bench`).
+    exact_search_max_rows: int = Field(
+        20_000,
+        ge=0,
+        description="up to this many indexed rows (3 to 6 per entry) the index is exact and ranking scores every "
+        "entry; above it the index is HNSW and ranking scores the entries that can reach the top (bot.candidates); "
+        "a change rebuilds the index",
+    )
+
     # Retrieval: weights of the standardized signals in the fused score, chosen on
     # LocalgovFAQ odd-id queries and the tune split of corpus/eval.yaml.
     weight_question: float = 1.0

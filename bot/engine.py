@@ -36,6 +36,7 @@ from bot.index import (
     save_index,
 )
 from bot.retrieve import FusionWeights, Retriever
+from bot.search_index import kind_for, recorded_kind
 from bot.text import TextProcessor
 from bot.triage import SafetyMargins, Triage, build_triage, load_triage_corpus
 
@@ -108,24 +109,37 @@ def decision_policy(settings: Settings) -> DecisionPolicy:
 def ensure_index(
     settings: Settings, corpus: Corpus, embedder: Embedder, text: TextProcessor, *, force: bool = False
 ) -> bool:
-    """Build the index when it is missing, stale, or lacks what the runtime in use serves
-    from (or always, with `force`); True when built. `embedder` is the base model; the
-    index keeps its own adapted copy."""
+    """Build the index when it is missing, stale, not the kind its size calls for, or lacks
+    what the runtime in use serves from (or always, with `force`); True when built.
+    `embedder` is the base model; the index keeps its own adapted copy."""
     manifest = read_manifest(settings.index_dir)
     expected = expected_manifest(corpus, embedder, settings.adaptation)
     onnx = settings.runtime == "onnx"
     if not force and manifest is not None and not mismatches(manifest, expected):
-        if onnx and onnx_ready(settings.index_dir, embedder, manifest):
+        rows = manifest.get("rows")
+        wanted = kind_for(rows if isinstance(rows, int) else 0, settings.exact_search_max_rows)
+        if recorded_kind(manifest) != wanted:
+            log.info("the index at %s is not %s as FAQBOT_EXACT_SEARCH_MAX_ROWS asks: rebuilding it", settings.index_dir, wanted)
+        elif onnx and onnx_ready(settings.index_dir, embedder, manifest):
             return False
-        if not onnx and (not manifest.get("adaptation") or has_weights(settings.index_dir / MODEL_FOLDER)):
+        elif not onnx and (not manifest.get("adaptation") or has_weights(settings.index_dir / MODEL_FOLDER)):
             return False
-        log.info("the index at %s lacks what %s serves from: rebuilding it", settings.index_dir, settings.runtime)
+        else:
+            log.info("the index at %s lacks what %s serves from: rebuilding it", settings.index_dir, settings.runtime)
     if not onnx:
-        save_index(build_index(corpus, embedder, text, settings.adaptation), settings.index_dir)
+        built = build_index(corpus, embedder, text, settings.adaptation, exact_max_rows=settings.exact_search_max_rows)
+        save_index(built, settings.index_dir)
         return True
     shared = prepare_runtime(settings.index_dir, embedder)
     with tempfile.TemporaryDirectory(prefix=".build-", dir=shared.parent) as staging:
-        faq_index = build_index(corpus, embedder, text, settings.adaptation, OnnxBuild(shared, Path(staging)))
+        faq_index = build_index(
+            corpus,
+            embedder,
+            text,
+            settings.adaptation,
+            OnnxBuild(shared, Path(staging)),
+            exact_max_rows=settings.exact_search_max_rows,
+        )
         save_index(faq_index, settings.index_dir, export_onnx=True)
     return True
 

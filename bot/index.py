@@ -9,9 +9,10 @@ queries against them are written, and replaced, together. The base model's vecto
 the same rows are kept beside them, because the fine-tune trades away some of what the
 general model knew and ranking uses both. The questions the FAQ is known not to answer
 (corpus/unanswered.yaml) are embedded by the same model into their own small index, for
-the decision step. The manifest records what the vectors depend
-on; the service refuses an index whose manifest does not match the corpus, base model
-and settings in use.
+the decision step. Up to FAQBOT_EXACT_SEARCH_MAX_ROWS rows the fields' indexes are
+exact; above, HNSW (bot.search_index). The manifest records what the vectors depend
+on, and the kind of index; the service refuses an index whose manifest does not match
+the corpus, base model and settings in use.
 
 For ONNX Runtime, the adapted model is exported into the index folder without its word
 embeddings (never trained, so shared with the base model) and with no PyTorch copy.
@@ -45,6 +46,7 @@ from bot.embed.base import Embedder
 from bot.embed.onnx_runtime import TokenInputs, has_token_inputs, save_token_inputs
 from bot.embed.sentence_transformer import SentenceTransformerEmbedder
 from bot.errors import IndexMismatchError, IndexMissingError, ModelError
+from bot.search_index import describe, kind_for, kind_of, new_index, prepare_loaded, recorded_kind
 from bot.text import TextProcessor, split_passage
 from bot.types import EntryId
 
@@ -170,18 +172,22 @@ def build_index(
     text: TextProcessor,
     adaptation: AdaptOptions | None = None,
     onnx: OnnxBuild | None = None,
+    *,
+    exact_max_rows: int | None = None,
 ) -> FaqIndex:
-    """Embed every field into an exact inner-product index (vectors are normalized),
-    with the model adapted to the corpus first when `adaptation` is given; through
-    ONNX Runtime when `onnx` is given."""
+    """Embed every field into an inner-product index (vectors are normalized), exact up
+    to `exact_max_rows` rows (always, when None) and HNSW above, with the model adapted
+    to the corpus first when `adaptation` is given; through ONNX Runtime when `onnx` is
+    given."""
     manifest = expected_manifest(corpus, embedder, adaptation)
     rows = field_rows(corpus, text)
+    kind = kind_for(len(rows), exact_max_rows)
     runs = embedder
     if onnx is not None:
         if not isinstance(embedder, SentenceTransformerEmbedder):
             raise ModelError(f"cannot run {embedder.model_id!r} on ONNX Runtime: not a sentence-transformers model")
         runs = onnx.runner(embedder, onnx.runtime / BASE_ONNX_FILE)
-    vectors = _flat_index(embed_fields(rows, runs, text))
+    vectors = new_index(embed_fields(rows, runs, text), kind)
     base, graph = None, None
     if adaptation is not None:
         if not isinstance(embedder, SentenceTransformerEmbedder):
@@ -196,15 +202,17 @@ def build_index(
             graph = onnx.staging / MODEL_ONNX_FILE
             embedder.export_onnx(graph, TokenInputs(onnx.runtime))
             runs = onnx.runner(embedder, graph)
-        vectors = _flat_index(embed_fields(rows, runs, text))
-    unanswered = _flat_index(
+        vectors = new_index(embed_fields(rows, runs, text), kind)
+    unanswered = new_index(
         runs.embed_queries([text.fold(u.query) for u in corpus.unanswered])
         if corpus.unanswered
-        else np.zeros((0, embedder.dim), dtype=np.float32)
+        else np.zeros((0, embedder.dim), dtype=np.float32),
+        "exact",
     )
     manifest |= {
         "entries": len(corpus.entries),
         "rows": len(rows),
+        "search": describe(kind),
         "unanswered": len(corpus.unanswered),
         "libraries": _library_versions(),
         "built_at": dt.datetime.now(TOKYO).isoformat(timespec="seconds"),
@@ -218,12 +226,6 @@ def build_index(
         base=base,
         graph=graph,
     )
-
-
-def _flat_index(vectors: np.ndarray) -> faiss.Index:
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    index.add(vectors)
-    return index
 
 
 def runtime_folder(index_dir: Path, base: Embedder) -> Path:
@@ -351,8 +353,10 @@ def load_index(folder: Path, expected: dict[str, object], embedder: Embedder) ->
     except (OSError, RuntimeError, ValueError, KeyError, ModelError) as exc:
         raise IndexMismatchError(f"the index at {folder} is damaged ({exc}): {REBUILD_HINT}") from exc
     indexes = [index] + ([base.index] if base else [])
+    for i in indexes:
+        prepare_loaded(i, manifest)
     if (
-        any(i.ntotal != len(rows) or i.d != expected["dim"] for i in indexes)
+        any(i.ntotal != len(rows) or i.d != expected["dim"] or kind_of(i) != recorded_kind(manifest) for i in indexes)
         or embedder.dim != index.d
         or unanswered.d != index.d
         or unanswered.ntotal != manifest.get("unanswered")

@@ -17,6 +17,10 @@ not to answer (corpus/unanswered.yaml); it does not rank, it informs the decisio
 Each signal is standardized over the entries (z-score) before the weighted sum, so
 weights do not depend on the scale of cosines or BM25. The raw values are kept on
 the candidate for the decision step (bot.answer), which needs absolute evidence.
+
+With an exact index every entry is scored. With an HNSW index (a large corpus,
+bot.search_index) only the entries that can reach the top are, each exactly
+(bot.candidates).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import overload
 
 import numpy as np
 
+from bot.candidates import CandidateLimits, CandidateRanker
 from bot.corpus import Corpus, Entry
 from bot.dense import EntryRows, RowVectors, Signals
 from bot.embed.base import submit_queries
@@ -35,6 +40,7 @@ from bot.errors import IndexMismatchError
 from bot.index import REBUILD_HINT, WRITTEN_KINDS, FaqIndex, field_rows
 from bot.language import is_romaji, romaji_to_kana
 from bot.lexical import Lexicon
+from bot.search_index import kind_of
 from bot.text import KanaRespeller, TextProcessor, normalize
 from bot.types import Matrix
 
@@ -161,8 +167,12 @@ class Retriever:
         respeller: KanaRespeller,
         *,
         cache_size: int = 0,
+        exhaustive: bool | None = None,
+        limits: CandidateLimits = CandidateLimits(),
     ) -> None:
-        """`lexicon` and `respeller` come from the corpus (`for_corpus`)."""
+        """`lexicon` and `respeller` come from the corpus (`for_corpus`). Every entry is
+        scored when `exhaustive`, by default when the index is exact; otherwise the
+        candidates, within `limits`."""
         self.corpus = corpus
         # Asked again (the widget's example questions, a retry), a query costs a lookup.
         # One cache per retriever, so a reload, which builds a new one, starts empty.
@@ -180,6 +190,9 @@ class Retriever:
             raise IndexMismatchError(f"the index rows do not match the corpus entries: {REBUILD_HINT}") from exc
         self._vectors = RowVectors(faq_index.index)
         self._base_vectors = RowVectors(faq_index.base.index) if faq_index.base is not None else None
+        self._exhaustive = kind_of(faq_index.index) == "exact" if exhaustive is None else exhaustive
+        models = [self._vectors] + ([self._base_vectors] if self._base_vectors is not None else [])
+        self._candidates = None if self._exhaustive else CandidateRanker(self._rows, models, limits)
 
     @classmethod
     def for_corpus(
@@ -191,6 +204,7 @@ class Retriever:
         *,
         respell_kana: bool = True,
         cache_size: int = 0,
+        limits: CandidateLimits = CandidateLimits(),
     ) -> Retriever:
         """The retriever of an index built from `corpus`: its lexical signals and kana
         respellings are made from the same fields the index embedded."""
@@ -209,14 +223,21 @@ class Retriever:
                 written.append(field)
         respeller = KanaRespeller(text.spellings(written) if respell_kana else {})
         lexicon = Lexicon(entry_tokens, entry_grams)
-        return cls(corpus, faq_index, text, weights, lexicon, respeller, cache_size=cache_size)
+        return cls(corpus, faq_index, text, weights, lexicon, respeller, cache_size=cache_size, limits=limits)
+
+    @property
+    def exhaustive(self) -> bool:
+        """Whether every entry is scored (an exact index) or only candidates (HNSW)."""
+        return self._candidates is None
 
     def rank(self, query: str) -> Sequence[Candidate]:
-        """All entries, best first."""
+        """The entries, best first: all of them, or with an HNSW index the candidates,
+        whose first ten are, within bot.candidates' limits, those scoring every entry
+        would put there."""
         return self.ranking(query).candidates
 
     def rank_with_unanswered(self, query: str) -> tuple[Sequence[Candidate], np.ndarray]:
-        """All entries, best first, and the query's cosine to each known unanswered
+        """The ranked entries, and the query's cosine to each known unanswered
         question in corpus order: a fit leaves out the ones written with the query, as
         the service never meets a query in its own list."""
         ranked = self.ranking(query)
@@ -235,7 +256,7 @@ class Retriever:
         return list(dict.fromkeys(spellings))
 
     def ranking(self, query: str) -> Ranking:
-        """All entries, best first, with what triage reads from the same pass (shared
+        """The ranked entries, with what triage reads from the same pass (shared
         between callers that ask the same normalized query: read it, never change it)."""
         return self._cached(normalize(query))
 
@@ -247,12 +268,22 @@ class Retriever:
         pending = submit_queries(self._embedder, spellings)
         pending_base = submit_queries(base.embedder, spellings) if base is not None else None
         vectors = pending.result()
-        question, answer, chunk = self._dense(self._vectors, vectors)
         unanswered_cosines = self._unanswered_cosines(vectors)
         unanswered = float(unanswered_cosines.max(initial=0.0))
         analyzed = [self._text.analyze(s) for s in spellings]
         lexical, reading, coverage = _best_of(self._lexicon.scores(tokens, grams) for tokens, grams in analyzed)
-
+        if self._candidates is not None:
+            base_vectors = pending_base.result() if pending_base is not None else None
+            scored = self._candidates.rank(
+                [vectors, base_vectors],
+                [(w.question, w.answer, w.chunk), (w.base_question, 0.0, w.base_chunk)],
+                w.lexical * standardize(lexical) + w.reading * standardize(reading),
+            )
+            ids = scored.ids
+            signals = (scored.fused, scored.question, scored.answer, lexical[ids], reading[ids], coverage[ids])
+            candidates = RankedEntries(self.corpus.entries, ids, signals, unanswered)
+            return Ranking(candidates, unanswered_cosines, vectors, base_vectors)
+        question, answer, chunk = self._dense(self._vectors, vectors)
         fused = (
             w.question * standardize(question)
             + w.answer * standardize(answer)

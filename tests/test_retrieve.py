@@ -172,5 +172,6 @@ def _reference_ranking(engine: Engine, query: str) -> list[tuple[str, float, flo
     ["セミナーの資料はもらえますか", "せみなーのしりょうはもらえますか", "semina no shiryo wa moraemasu ka", "カスハラって何？", "羽田まで首都高混んでる", "？"],
 )
 def test_the_exact_path_gives_the_plain_computation_s_numbers(engine: Engine, query: str) -> None:
+    assert engine.retriever.exhaustive
     got = [(c.entry.id, c.score, c.question, c.answer, c.lexical, c.reading, c.coverage) for c in engine.retriever.rank(query)]
     assert got == _reference_ranking(engine, query)
