@@ -8,7 +8,10 @@ One run measures, each figure the median of repeated runs with their min and max
   uncached and cached, then 16 clients; the server's memory after warm-up;
 - index builds on corpora of several sizes (the seed FAQ, then entries made from its
   text), wall time and peak memory, each in a process of its own;
-- the dense search alone over 100,000 entries, exact and HNSW, with HNSW's recall@10.
+- ranking after embedding over a synthetic FAQ of 100,000 entries (bot.bench_ranking):
+  the whole `Retriever.ranking` on HNSW, how often it agrees with scoring every entry,
+  FAISS alone, exact and HNSW, with HNSW's recall@10; and the exact ranking at the most
+  rows FAQBOT_EXACT_SEARCH_MAX_ROWS serves exactly.
 It prints a table, then one JSON line with every figure. (Answer quality on benchmark
 FAQ sets is `eval-retrieval`, in bot.benchmark.)
 """
@@ -34,9 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
+from bot.bench_ranking import ROW_KINDS, ranking_at_scale
 from bot.config import Settings
 from bot.corpus import load_corpus, load_eval_set
 from bot.embed.onnx_runtime import OnnxEncoder, TokenInputs
@@ -310,50 +313,6 @@ def build_cost(settings: Settings, entries: int, adapt: bool) -> Figure:
     return {"seconds": round(seconds, 1), "peak_mib": round(usage.ru_maxrss / 1024), "index_mb": round(size / 1e6, 1)}
 
 
-# Dense search at scale -----------------------------------------------------------------
-
-
-def dense_search(entries: int, rows_per_entry: int = 3, queries: int = 200, dim: int = 384, latent: int = 48) -> dict[str, float]:
-    """Top-10 inner-product search over `entries` × `rows_per_entry` normalized vectors,
-    exact and HNSW. The vectors are synthetic but shaped like sentence embeddings: they
-    vary along a few dozen directions (`latent`), and each entry's rows and its queries
-    lie near one point."""
-    import faiss
-
-    rng = np.random.default_rng(0)
-    basis = rng.standard_normal((latent, dim)).astype(np.float32)
-
-    def embed(points: np.ndarray) -> np.ndarray:
-        vectors = points @ basis + 0.3 * rng.standard_normal((len(points), dim), dtype=np.float32)
-        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-
-    centers = rng.standard_normal((entries, latent), dtype=np.float32)
-    rows = embed(np.repeat(centers, rows_per_entry, axis=0) + 0.3 * rng.standard_normal((entries * rows_per_entry, latent), dtype=np.float32))
-    asked = embed(centers[rng.integers(0, entries, queries)] + 0.4 * rng.standard_normal((queries, latent), dtype=np.float32))
-    exact = faiss.IndexFlatIP(dim)
-    exact.add(rows)
-    started = time.monotonic()
-    hnsw = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-    hnsw.hnsw.efConstruction = 40
-    hnsw.add(rows)
-    build_seconds = time.monotonic() - started
-    hnsw.hnsw.efSearch = 128
-    figures: dict[str, float] = {"rows": float(len(rows)), "hnsw_build_s": round(build_seconds, 1)}
-    found = {}
-    for name, index in (("exact", exact), ("hnsw", hnsw)):
-        times, ids = [], []
-        for q in asked:
-            started = time.perf_counter()
-            _, top = index.search(q.reshape(1, -1), 10)
-            times.append((time.perf_counter() - started) * 1000)
-            ids.append(top[0])
-        figures[f"{name}_p50_ms"] = round(statistics.median(times), 3)
-        found[name] = ids
-    recall = [len(set(a) & set(b)) / 10 for a, b in zip(found["hnsw"], found["exact"], strict=True)]
-    figures["hnsw_recall_at_10"] = round(float(np.mean(recall)), 4)
-    return figures
-
-
 # The whole run ---------------------------------------------------------------------------
 
 
@@ -373,7 +332,14 @@ def run(settings: Settings, *, runs: int, load_seconds: float, sizes: Sequence[i
     figures["builds"] = {
         f"{n}{'' if n in adapt_sizes else '-no-adaptation'}": build_cost(settings, n, n in adapt_sizes) for n in sizes
     }
-    figures["dense_search"] = {f"{search_entries}": dense_search(search_entries)}
+    at_scale = ranking_at_scale(settings, search_entries, texts)
+    # The exact path at the largest corpus it serves (FAQBOT_EXACT_SEARCH_MAX_ROWS rows).
+    exact_entries = max(1, settings.exact_search_max_rows // len(ROW_KINDS))
+    figures["ranking"] = {
+        f"{search_entries}": at_scale["ranking"],
+        f"{exact_entries}-exact": ranking_at_scale(settings, exact_entries, texts, "exact")["ranking"],
+    }
+    figures["dense_search"] = {f"{search_entries}": at_scale["dense_search"]}
     figures["bench_peak_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return figures
 
@@ -404,9 +370,21 @@ def table(figures: dict[str, Any]) -> str:
             f"- build, {entries} entries{' (' + plain.replace('-', ' ') + ')' if plain else ''}: {cost['seconds']} s, "
             f"peak {cost['peak_mib']} MiB, index folder {cost['index_mb']} MB"
         )
+    for size, ranking in figures["ranking"].items():
+        entries, _, exact = size.partition("-")
+        line = (
+            f"- ranking after embedding, {entries} synthetic entries ({int(ranking['rows'])} rows, "
+            f"{'exact' if exact else 'HNSW'}): p50 {ranking['p50_ms']} ms, p95 {ranking['p95_ms']} ms"
+        )
+        if not exact:
+            line += (
+                f"; {int(ranking['candidates_median'])} candidates scored, the same top 1 as scoring every entry for "
+                f"{ranking['top1_agreement']:.1%} of queries, {ranking['top10_agreement']:.1%} of the same top 10"
+            )
+        lines.append(line)
     for size, search in figures["dense_search"].items():
         lines.append(
             f"- dense top-10 over {size} entries ({int(search['rows'])} rows): exact {search['exact_p50_ms']} ms, "
-            f"HNSW {search['hnsw_p50_ms']} ms at recall@10 {search['hnsw_recall_at_10']}"
+            f"HNSW {search['hnsw_p50_ms']} ms at recall@10 {search['hnsw_recall_at_10']} (built in {search['hnsw_build_s']} s)"
         )
     return "\n".join(lines)

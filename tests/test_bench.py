@@ -1,4 +1,4 @@
-"""The benchmark's parts: the corpora it builds, its dense-search figure, a real server."""
+"""The benchmark's parts: the corpora it builds, its ranking and dense-search figures, a real server."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bot.bench import Client, dense_search, one_client, serving, spread, synthetic_corpus
+from bot.bench import Client, one_client, serving, spread, synthetic_corpus
+from bot.bench_ranking import ranking_at_scale
 from bot.cli import app
 from bot.config import Settings
 from bot.corpus import load_corpus
@@ -31,11 +32,22 @@ def test_a_synthetic_corpus_is_a_valid_corpus_of_that_size(tmp_path: Path, setti
     assert len(load_corpus(small).entries) == 5
 
 
-def test_dense_search_compares_hnsw_with_exact_search() -> None:
-    figures = dense_search(2000, queries=50)
-    assert figures["rows"] == 6000
-    assert 0.9 <= figures["hnsw_recall_at_10"] <= 1.0
-    assert figures["exact_p50_ms"] > 0 and figures["hnsw_p50_ms"] > 0
+def test_ranking_at_scale_times_the_whole_ranking_and_compares_hnsw_with_exact(tmp_path: Path, settings: Settings) -> None:
+    local = settings.model_copy(update={"index_dir": tmp_path / "index" / "faq"})
+    texts = ["セミナーの資料はもらえますか", "せみなーはどこでやりますか", "羽田まで首都高混んでる"]
+    figures = ranking_at_scale(local, 2000, texts, rounds=1)
+    ranking, search = figures["ranking"], figures["dense_search"]
+    assert ranking["entries"] == 2000 and ranking["rows"] == search["rows"] == 6000
+    assert 0 < ranking["p50_ms"] <= ranking["p95_ms"] and 10 <= ranking["candidates_median"] < 2000
+    assert ranking["top1_agreement"] == 1.0 and 0.5 <= ranking["top10_agreement"] <= 1.0
+    assert 0.9 <= search["hnsw_recall_at_10"] <= 1.0
+    assert search["exact_p50_ms"] > 0 and search["hnsw_p50_ms"] > 0
+    kept = list((tmp_path / "index" / "bench").iterdir())
+    assert len(kept) == 1, "the HNSW graph is kept for the next run"
+    again = ranking_at_scale(local, 2000, texts, rounds=1)["dense_search"]
+    assert again["hnsw_build_s"] == search["hnsw_build_s"] and again["hnsw_recall_at_10"] == search["hnsw_recall_at_10"]
+    exact = ranking_at_scale(local, 2000, texts, "exact", rounds=1)
+    assert set(exact) == {"ranking"} and exact["ranking"]["candidates_median"] == 2000
 
 
 def test_a_real_server_answers_the_benchmark_client(settings: Settings, engine: Engine) -> None:
