@@ -149,7 +149,10 @@ class CandidateRanker:
         `exact_top`-th fused score, and with it the lexical part the next entry needs."""
         top, most = self._limits.exact_top, self._limits.max_lexical
         floor = _kth_largest(fused, top)
-        pool = np.setdiff1d(np.flatnonzero(lexical_part >= floor - bound), first, assume_unique=True)
+        pool = np.flatnonzero(lexical_part >= floor - bound)
+        scored = np.zeros(len(lexical_part), dtype=bool)
+        scored[first] = True
+        pool = pool[~scored[pool]]
         if len(pool) > most:
             pool = pool[np.argpartition(-lexical_part[pool], most)[:most]]
         pool = pool[np.argsort(-lexical_part[pool], kind="stable")]
