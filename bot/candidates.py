@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bot.dense import EntryRows, RowVectors, Signals
+from bot.signals import Spread, best_of
 from bot.types import Matrix
 
 SAMPLE_SEED = 0
@@ -58,22 +59,6 @@ class Scored:
     answer: np.ndarray
 
 
-class _Spread:
-    """A signal's mean and standard deviation over the entries, for z-scores."""
-
-    def __init__(self, population: np.ndarray) -> None:
-        self.mean = float(population.mean())
-        self.std = float(population.std())
-
-    def z(self, values: np.ndarray) -> np.ndarray:
-        if self.std < 1e-9:
-            return np.zeros_like(values)
-        return (values - self.mean) / self.std
-
-    def z_of(self, value: float) -> float:
-        return 0.0 if self.std < 1e-9 else (value - self.mean) / self.std
-
-
 @dataclass(frozen=True)
 class _Pass:
     """One model's part in one query."""
@@ -81,7 +66,7 @@ class _Pass:
     vectors: RowVectors
     query: Matrix
     weights: tuple[float, float, float]
-    spreads: tuple[_Spread, _Spread, _Spread]
+    spreads: tuple[Spread, Spread, Spread]
 
 
 def _kth_largest(values: np.ndarray, k: int) -> float:
@@ -89,9 +74,9 @@ def _kth_largest(values: np.ndarray, k: int) -> float:
     return -math.inf if len(values) < k else float(np.partition(values, len(values) - k)[len(values) - k])
 
 
-def _best_of(signal_sets: Iterable[Signals]) -> Signals:
-    best = tuple(np.max(values, axis=0) for values in zip(*signal_sets))
-    return best[0], best[1], best[2]
+def _best_signals(signal_sets: Iterable[Signals]) -> Signals:
+    question, answer, chunk = best_of(signal_sets)
+    return question, answer, chunk
 
 
 class CandidateRanker:
@@ -121,10 +106,10 @@ class CandidateRanker:
             if query is None:
                 continue
             sims, ids = model.search(query, k)
-            population = _best_of(
+            population = _best_signals(
                 self._rows.signals_of(sample.cosines(v), self._sample_rows, self._sample_offsets) for v in query
             )
-            spreads = (_Spread(population[0]), _Spread(population[1]), _Spread(population[2]))
+            spreads = (Spread(population[0]), Spread(population[1]), Spread(population[2]))
             passes.append(_Pass(model, query, w, spreads))
             found.append(ids[ids >= 0])
             if ids.shape[1] < k or bool(np.any(ids < 0)):
@@ -177,7 +162,7 @@ class CandidateRanker:
         rows, offsets = self._rows.rows_of(entries)
         first: Signals | None = None
         for p in passes:
-            signals = _best_of(self._rows.signals_of(p.vectors.cosines_of(v, rows), rows, offsets) for v in p.query)
+            signals = _best_signals(self._rows.signals_of(p.vectors.cosines_of(v, rows), rows, offsets) for v in p.query)
             for w, spread, values in zip(p.weights, p.spreads, signals):
                 if w:
                     fused += w * spread.z(values)

@@ -26,7 +26,7 @@ bot.search_index) only the entries that can reach the top are, each exactly
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import overload
 
@@ -41,6 +41,7 @@ from bot.index import REBUILD_HINT, WRITTEN_KINDS, FaqIndex, field_rows
 from bot.language import is_romaji, romaji_to_kana
 from bot.lexical import Lexicon
 from bot.search_index import kind_of
+from bot.signals import best_of, standardize
 from bot.text import KanaRespeller, TextProcessor, normalize
 from bot.types import Matrix
 
@@ -69,19 +70,6 @@ class Candidate:
     coverage: float
     unanswered: float = 0.0
     """The query's best cosine to a known unanswered question (the same on every candidate)."""
-
-
-def standardize(values: np.ndarray) -> np.ndarray:
-    """z-scores over the entries; a constant signal contributes nothing."""
-    std = float(values.std())
-    if std < 1e-9:
-        return np.zeros_like(values)
-    return (values - values.mean()) / std
-
-
-def _best_of(signal_sets: Iterable[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
-    """Signal by signal, each entry's best value over the query's spellings."""
-    return tuple(np.max(values, axis=0) for values in zip(*signal_sets))
 
 
 class RankedEntries(Sequence[Candidate]):
@@ -271,7 +259,7 @@ class Retriever:
         unanswered_cosines = self._unanswered_cosines(vectors)
         unanswered = float(unanswered_cosines.max(initial=0.0))
         analyzed = [self._text.analyze(s) for s in spellings]
-        lexical, reading, coverage = _best_of(self._lexicon.scores(tokens, grams) for tokens, grams in analyzed)
+        lexical, reading, coverage = best_of(self._lexicon.scores(tokens, grams) for tokens, grams in analyzed)
         if self._candidates is not None:
             base_vectors = pending_base.result() if pending_base is not None else None
             scored = self._candidates.rank(
@@ -307,7 +295,7 @@ class Retriever:
 
     def _dense(self, vectors: RowVectors, query_vectors: Matrix) -> Signals:
         """Every entry's question, answer and chunk cosines, best over the spellings."""
-        signals = _best_of(self._rows.signals(vectors.cosines(v)) for v in query_vectors)
+        signals = best_of(self._rows.signals(vectors.cosines(v)) for v in query_vectors)
         return signals[0], signals[1], signals[2]
 
     def _unanswered_cosines(self, vectors: np.ndarray) -> np.ndarray:
