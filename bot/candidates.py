@@ -111,12 +111,14 @@ class CandidateRanker:
             )
             spreads = (Spread(population[0]), Spread(population[1]), Spread(population[2]))
             passes.append(_Pass(model, query, w, spreads))
-            found.append(ids[ids >= 0])
-            if ids.shape[1] < k or bool(np.any(ids < 0)):
-                everything_found = True  # fewer rows than asked for: the search returned them all
+            valid = ids >= 0
+            found.append(ids[valid])
+            if model.ntotal <= k:
+                everything_found = True  # the search returned every row
                 continue
-            last = float(sims[:, -1].max())
-            # A cosine below the last row found, or -1 under a negative weight.
+            # No row outside has a cosine above the last one found for any spelling (nor
+            # below -1, which bounds a signal under a negative weight).
+            last = max(float(s[v][-1]) if v.any() else 1.0 for s, v in zip(sims, valid))
             bound += sum(wi * s.z_of(last if wi >= 0 else -1.0) for wi, s in zip(w, spreads))
         first = np.unique(self._rows.row_entry[np.concatenate(found)]) if found else np.zeros(0, dtype=np.int64)
         parts = [(first, *self._score(first, passes, lexical_part))]
