@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     adapt_sibling_weight: float = Field(
         1.0, ge=0.0, le=10.0, description="weight of pulling an entry's questions and alternates together (chosen on the tune split)"
     )
+    adapt_layers: int | None = Field(
+        None, ge=1, le=64, description="how many of the model's last layers are trained; unset trains every layer"
+    )
 
     # Serving.
     runtime: Literal["onnx", "torch"] = Field(
@@ -220,6 +223,7 @@ class Settings(BaseSettings):
             self.adapt_batch_size,
             self.adapt_max_tokens,
             sibling_weight=self.adapt_sibling_weight,
+            trained_layers=self.adapt_layers,
         )
 
     @property

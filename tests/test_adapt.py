@@ -84,3 +84,16 @@ def test_repeated_answers_are_encoded_once_with_the_same_rows_and_gradients(
 
 def test_dropout_only_for_an_faq_asked_one_way_per_entry() -> None:
     assert uses_dropout(_pairs(1)) and not uses_dropout(_pairs(3))
+
+
+def test_only_the_last_layers_are_trained_when_asked(embedder: SentenceTransformerEmbedder) -> None:
+    options = AdaptOptions(epochs=1, learning_rate=1e-4, batch_size=4, max_tokens=32, trained_layers=2)
+    adapted = adapt(embedder, _pairs(1), options)
+    before = dict(embedder.torch_model.named_parameters())
+    after = dict(adapted.torch_model.named_parameters())
+    layers = 1 + max(int(name.split(".layer.")[1].split(".")[0]) for name in before if ".layer." in name)
+    changed = {name for name, p in after.items() if not np.array_equal(p.detach().numpy(), before[name].detach().numpy())}
+    trained = {name for name in before if any(f".layer.{i}." in name for i in (layers - 2, layers - 1))}
+    assert changed and changed <= trained, sorted(changed - trained)[:3]
+    assert options.as_manifest()["trained_layers"] == 2
+    assert "trained_layers" not in replace(options, trained_layers=None).as_manifest(), "indexes built before stay valid"

@@ -22,7 +22,8 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from functools import partial
 from typing import TYPE_CHECKING
@@ -51,9 +52,15 @@ class AdaptOptions:
     max_tokens: int
     sibling_weight: float = 0.0
     seed: int = 0
+    trained_layers: int | None = None
+    """How many of the encoder's last layers are trained (None: every layer and the
+    embeddings but the word table)."""
 
     def as_manifest(self) -> dict[str, object]:
-        return asdict(self)
+        recorded = asdict(self)
+        if self.trained_layers is None:
+            del recorded["trained_layers"]  # as recorded before the option existed
+        return recorded
 
 
 @dataclass(frozen=True)
@@ -89,8 +96,9 @@ def adapt(
     siblings = _siblings(pairs) if options.sibling_weight > 0 else {}
     inference_length = model.max_seq_length
     model.max_seq_length = options.max_tokens
+    layers = _layer_count(name for name, _ in model.named_parameters())
     for name, parameter in model.named_parameters():
-        parameter.requires_grad_("word_embeddings" not in name)
+        parameter.requires_grad_(_trained(name, layers, options.trained_layers))
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=options.learning_rate, weight_decay=0.01)
     batch = min(options.batch_size, len(pairs))
@@ -147,6 +155,24 @@ def adapt(
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return embedder.with_model(model)
+
+
+_LAYER = re.compile(r"\.layer\.(\d+)\.")
+
+
+def _layer_count(names: Iterable[str]) -> int:
+    return 1 + max((int(m.group(1)) for name in names if (m := _LAYER.search(name))), default=-1)
+
+
+def _trained(name: str, layers: int, trained_layers: int | None) -> bool:
+    """Whether a parameter is trained. Training only the last layers spares the backward
+    pass through the rest, and their activations: the build's time and memory."""
+    if "word_embeddings" in name:
+        return False
+    if trained_layers is None:
+        return True
+    layer = _LAYER.search(name)
+    return layer is not None and int(layer.group(1)) >= layers - trained_layers
 
 
 def uses_dropout(pairs: list[Pair]) -> bool:
