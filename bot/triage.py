@@ -275,18 +275,20 @@ class Safety:
         """"urgent", "crisis" or None.
 
         Self-harm words (not figures of speech), a message much closer to the crisis
-        examples than to any other, or one the classifier finds likely enough a crisis,
-        mean crisis. A message that places the danger in the past, and says nothing of
-        now, is a consultation. Otherwise danger words with a sign that it is going on,
-        danger words in a message closer to the urgent examples than to the calm ones, a
-        message much closer to the urgent examples, or one the classifier finds likely
-        enough urgent, mean urgent.
+        examples than to any other that the classifier does not find likelier calm, or one
+        the classifier finds likely enough a crisis, mean crisis. A message that places the
+        danger in the past, and says nothing of now, is a consultation. Otherwise danger
+        words with a sign that it is going on, danger words in a message closer to the
+        urgent examples than to the calm ones, danger words going on in a message the
+        classifier finds likelier urgent than calm, a message much closer to the urgent
+        examples, or one the classifier finds likely enough urgent, mean urgent.
         """
         danger, right_now, now, past, self_harm, _ = cues = self.cues(text)
         sims = self.similarities(vectors)
         m = self.margins
         p = None if self.model is None else self.model.probabilities(features(vectors[:1], [cues]))[0]
-        if self_harm or sims["crisis"] - max(sims["calm"], sims["urgent"]) >= m.crisis:
+        near_crisis = sims["crisis"] - max(sims["calm"], sims["urgent"]) >= m.crisis
+        if self_harm or (near_crisis and (p is None or p[CRISIS] >= p[CALM])):
             return "crisis"
         if p is not None and p[CRISIS] >= m.crisis_probability:
             return "crisis"
@@ -295,6 +297,8 @@ class Safety:
         closer = sims["urgent"] - sims["calm"]
         ongoing = right_now or now
         if danger and ((right_now and closer >= -m.danger) or (ongoing and closer >= 0) or closer >= m.danger):
+            return "urgent"
+        if danger and ongoing and p is not None and p[URGENT] > p[CALM]:
             return "urgent"
         if closer >= m.urgent and sims["urgent"] >= m.urgent_floor:
             return "urgent"

@@ -69,6 +69,8 @@ def test_small_talk_around_a_question_is_stripped_and_alone_is_recognized(engine
     for strengthened in ("本当にありがとうございました", "thank you so much!", "Cảm ơn bạn nhiều"):
         assert smalltalk.split(strengthened)[1] is not None, strengthened
     assert smalltalk.split("so, what is kasuhara?") == ("so, what is kasuhara?", None)
+    assert smalltalk.intents[smalltalk.split("what can you help me with?")[1] or 0].id == "capabilities"
+    assert not triage.safety.alarming("what can you help me with?"), "asking for help with a question is not a call for help"
 
 
 @pytest.mark.parametrize(
@@ -83,6 +85,14 @@ def test_small_talk_around_a_question_is_stripped_and_alone_is_recognized(engine
         ("死ぬほど疲れた", None),
         ("刃物を持った客への対応マニュアルを作りたい", None),
         ("セミナーの資料はもらえますか", None),
+        ("いまおきゃくがあばれてて こわい", "urgent"),
+        ("客がいま刃物を出して店員を脅している。通報したほうがいい？", "urgent"),
+        ("I've been thinking about killing myself since that day", "crisis"),
+        ("I just want to disappear and never come back", "crisis"),
+        ("先週客に殴られた。今は平気だけど、どこに相談すればいい？", None),
+        ("kinou kyaku ni nagurareta kedo ima wa daijoubu desu", None),
+        ("小説で客が店員を刺す場面を書いています。リアルにするには？", None),
+        ("花粉症の薬は何がいい？", None),
     ],
 )
 def test_danger_now_is_told_from_danger_that_happened(engine: Engine, message: str, expected: str | None) -> None:
