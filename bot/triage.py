@@ -281,7 +281,8 @@ class Safety:
         words with a sign that it is going on, danger words in a message closer to the
         urgent examples than to the calm ones, danger words going on in a message the
         classifier finds likelier urgent than calm, a message much closer to the urgent
-        examples, or one the classifier finds likely enough urgent, mean urgent.
+        examples that the classifier does not find likelier calm, or one the classifier
+        finds likely enough urgent, mean urgent.
         """
         danger, right_now, now, past, self_harm, _ = cues = self.cues(text)
         sims = self.similarities(vectors)
@@ -300,7 +301,7 @@ class Safety:
             return "urgent"
         if danger and ongoing and p is not None and p[URGENT] > p[CALM]:
             return "urgent"
-        if closer >= m.urgent and sims["urgent"] >= m.urgent_floor:
+        if closer >= m.urgent and sims["urgent"] >= m.urgent_floor and (p is None or p[URGENT] >= p[CALM]):
             return "urgent"
         return "urgent" if p is not None and p[URGENT] >= m.urgent_probability else None
 

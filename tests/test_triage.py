@@ -70,6 +70,7 @@ def test_small_talk_around_a_question_is_stripped_and_alone_is_recognized(engine
         assert smalltalk.split(strengthened)[1] is not None, strengthened
     assert smalltalk.split("so, what is kasuhara?") == ("so, what is kasuhara?", None)
     assert smalltalk.intents[smalltalk.split("what can you help me with?")[1] or 0].id == "capabilities"
+    assert smalltalk.intents[smalltalk.split("テスト送信です")[1] or 0].id == "sent-by-mistake"
     assert not triage.safety.alarming("what can you help me with?"), "asking for help with a question is not a call for help"
 
 
@@ -93,6 +94,11 @@ def test_small_talk_around_a_question_is_stripped_and_alone_is_recognized(engine
         ("kinou kyaku ni nagurareta kedo ima wa daijoubu desu", None),
         ("小説で客が店員を刺す場面を書いています。リアルにするには？", None),
         ("花粉症の薬は何がいい？", None),
+        ("てすと", None),
+        ("감사합니다! 정말 도움이 됐어요", None),
+        ("包丁を持った客が来たら、まず逃げてもいいですか", None),
+        ("Should I call 110? A man is smashing the glass doors of our shop now", "urgent"),
+        ("I was hit by a customer last month. I'm fine now, how do I consult you?", None),
     ],
 )
 def test_danger_now_is_told_from_danger_that_happened(engine: Engine, message: str, expected: str | None) -> None:
@@ -112,7 +118,7 @@ def base_vectors(engine: Engine, message: str) -> Matrix:
     "message",
     [
         "Someone is pounding on the back door and screaming that he will get me",
-        "客がカウンター越しに身を乗り出して、店員に物を投げつけようとしている",
+        "客がカウンター越しに身を乗り出して、店員に物をぶつけようとしている",
         "怒った客が店の中で商品棚を倒して回っている",
     ],
 )
