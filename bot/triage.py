@@ -38,8 +38,9 @@ LANGUAGES_FILE = "languages.yaml"
 TRIAGE_FILES = (SMALLTALK_FILE, SAFETY_FILE, LANGUAGES_FILE)
 
 Urgency = Literal["urgent", "crisis"]
-# What may stand between or around small-talk phrases: spaces, punctuation, 〜, laughter.
-_SEPARATORS = r"[\s、。，,.．!！?？〜~ー…・♪☆★wｗ笑]*"
+# What may stand between or around small-talk phrases: spaces, punctuation, 〜, laughter
+# (a run of w is laughter only when no Latin letter follows it: "thanks, what …" keeps its "what").
+_SEPARATORS = r"(?:[\s、。，,.．!！?？〜~ー…・♪☆★ｗ笑]|w++(?![a-z]))*"
 _LATIN = re.compile(r"[a-z]")
 # Words that strengthen a phrase without changing it (本当にありがとう, thank you so much).
 _INTENSIFIERS = r"(?:本当に|ほんとに|ほんとうに|どうも|とても|すごく|大変|(?:so much|very much|a lot|really|so|again|bạn|nhiều|lắm)(?![a-z]))"

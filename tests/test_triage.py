@@ -69,6 +69,9 @@ def test_small_talk_around_a_question_is_stripped_and_alone_is_recognized(engine
     for strengthened in ("本当にありがとうございました", "thank you so much!", "Cảm ơn bạn nhiều"):
         assert smalltalk.split(strengthened)[1] is not None, strengthened
     assert smalltalk.split("so, what is kasuhara?") == ("so, what is kasuhara?", None)
+    assert smalltalk.split("thanks, what is kasuhara?") == ("what is kasuhara?", None), "laughter is no word's first w"
+    assert smalltalk.intents[smalltalk.split("sorry, wrong chat")[1] or 0].id == "sent-by-mistake"
+    assert smalltalk.intents[smalltalk.split("ありがとうwww")[1] or 0].id == "thanks"
     assert smalltalk.intents[smalltalk.split("what can you help me with?")[1] or 0].id == "capabilities"
     assert smalltalk.intents[smalltalk.split("テスト送信です")[1] or 0].id == "sent-by-mistake"
     assert not triage.safety.alarming("what can you help me with?"), "asking for help with a question is not a call for help"
@@ -99,6 +102,11 @@ def test_small_talk_around_a_question_is_stripped_and_alone_is_recognized(engine
         ("包丁を持った客が来たら、まず逃げてもいいですか", None),
         ("Should I call 110? A man is smashing the glass doors of our shop now", "urgent"),
         ("I was hit by a customer last month. I'm fine now, how do I consult you?", None),
+        ("いまおきゃくさんがどなってものなげてる こわい", "urgent"),
+        ("ころされる", "urgent"),
+        ("せんしゅうきゃくになぐられた、どこにそうだんすればいい", None),
+        ("しぬほどつかれた", None),
+        ("I keep hurting myself after every shift", "crisis"),
     ],
 )
 def test_danger_now_is_told_from_danger_that_happened(engine: Engine, message: str, expected: str | None) -> None:
