@@ -83,6 +83,44 @@ def writer_lock(parent: Path) -> Iterator[None]:
         os.close(fd)
 
 
+@contextmanager
+def staging_folder(parent: Path, prefix: str = ".build-") -> Iterator[Path]:
+    """A temporary folder in `parent` for a writer's scratch files, removed when done.
+
+    Its writer holds `flock` on it while it lives, so a folder of that prefix whose lock
+    can be taken was left by a killed writer: each new one removes those first. Writers
+    sharing `parent` (builds of several indexes over one runtime folder) leave each
+    other's live folders alone.
+    """
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    with writer_lock(parent):
+        for path in parent.glob(f"{prefix}*"):
+            if path.is_dir() and not path.is_symlink() and not _locked(path):
+                log.info("removed %s, left by an interrupted build", path)
+                _remove(path)
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+        fd = os.open(tmp, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield tmp
+    finally:
+        _remove(tmp)
+        os.close(fd)
+
+
+def _locked(folder: Path) -> bool:
+    """Whether a live process holds `flock` on `folder`."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def remove_abandoned(destination: Path) -> list[Path]:
     """Delete what killed writers of `destination` left beside it; call under `writer_lock`.
 

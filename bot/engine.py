@@ -7,11 +7,11 @@ and the result is shared by the API, the channels and the CLI.
 from __future__ import annotations
 
 import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot.answer import Answerer, Calibration, DecisionPolicy
+from bot.atomic import staging_folder
 from bot.config import Settings
 from bot.corpus import Corpus, load_corpus
 from bot.desk import Desk
@@ -131,13 +131,13 @@ def ensure_index(
         save_index(built, settings.index_dir)
         return True
     shared = prepare_runtime(settings.index_dir, embedder)
-    with tempfile.TemporaryDirectory(prefix=".build-", dir=shared.parent) as staging:
+    with staging_folder(shared.parent) as staging:
         faq_index = build_index(
             corpus,
             embedder,
             text,
             settings.adaptation,
-            OnnxBuild(shared, Path(staging)),
+            OnnxBuild(shared, staging),
             exact_max_rows=settings.exact_search_max_rows,
         )
         save_index(faq_index, settings.index_dir, export_onnx=True)

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from scripts_loader import load_script
 
-from bot.atomic import leftovers, replace_folder
+from bot.atomic import leftovers, replace_folder, staging_folder
 from bot.config import Settings
 from bot.corpus import load_corpus
 from bot.embed.base import Embedder
@@ -147,6 +147,18 @@ def test_next_build_removes_abandoned_folders(tmp_path: Path, settings: Settings
     build(live, embedder)
     assert names(tmp_path) == ["faq", "faq-other"]
     load(live, embedder)
+
+
+def test_a_staging_folder_left_by_a_killed_build_is_removed_and_a_live_one_kept(tmp_path: Path) -> None:
+    (tmp_path / ".build-k1ll3d").mkdir()  # its writer died: no lock on it
+    (tmp_path / ".build-k1ll3d" / "model.onnx").write_bytes(b"x" * 4096)
+    with staging_folder(tmp_path) as live:
+        (live / "model.onnx").write_bytes(b"y")
+        assert sorted(p.name for p in tmp_path.iterdir()) == [live.name]
+        with staging_folder(tmp_path) as other:  # a second build beside a running one
+            assert live.is_dir() and (live / "model.onnx").read_bytes() == b"y"
+            assert other != live
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_an_index_moved_aside_by_an_earlier_version_is_put_back(tmp_path: Path, settings: Settings, small_corpus: Path, embedder: Embedder) -> None:
