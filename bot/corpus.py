@@ -116,9 +116,9 @@ HELD_OUT_SPLIT = "test8"
 TUNING_SPLITS: tuple[str, ...] = tuple(s for s in EVAL_SPLITS if s != HELD_OUT_SPLIT)
 
 # The same for corpus/eval_reach.yaml (languages, small talk, safety).
-ReachSplit = Literal["tune", "test", "test2", "test3", "test4", "test5", "test6", "test7", "test8", "test9"]
+ReachSplit = Literal["tune", "test", "test2", "test3", "test4", "test5", "test6", "test7", "test8", "test9", "test10"]
 REACH_SPLITS: tuple[str, ...] = get_args(ReachSplit)
-REACH_HELD_OUT_SPLIT = "test9"
+REACH_HELD_OUT_SPLIT = "test10"
 
 
 class EvalQuery(Strict):

@@ -109,4 +109,4 @@ def test_bad_input_is_a_message_not_a_traceback(env: dict[str, str]) -> None:
 def test_eval_reach_names_its_splits_for_an_unknown_one(env: dict[str, str]) -> None:
     result = runner.invoke(app, ["eval-reach", "--split", "nope"], env=env)
     assert isinstance(result.exception, FaqbotError)
-    assert "--split must be one of tune, test, test2, test3, test4, test5, test6, test7, test8, test9, all, not 'nope'" in str(result.exception)
+    assert "--split must be one of tune, test, test2, test3, test4, test5, test6, test7, test8, test9, test10, all, not 'nope'" in str(result.exception)
