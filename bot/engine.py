@@ -35,6 +35,7 @@ from bot.index import (
     runtime_folder,
     save_index,
 )
+from bot.memory import release_free_heap
 from bot.retrieve import FusionWeights, Retriever
 from bot.search_index import kind_for, recorded_kind
 from bot.text import TextProcessor
@@ -247,4 +248,6 @@ def load_engine(settings: Settings, embedder: Embedder | None = None) -> Engine:
     expected = expected_manifest(corpus, embedder, settings.adaptation)
     faq_index = load_index(settings.index_dir, expected, embedder)
     use_runtime(settings, faq_index, embedder)
-    return assemble(settings, corpus, faq_index)
+    engine = assemble(settings, corpus, faq_index)
+    release_free_heap()  # what loading freed stays in the heap otherwise (bot.memory)
+    return engine
