@@ -16,14 +16,13 @@ every span mapped back onto the original so nothing outside a mask changes.
 from __future__ import annotations
 
 import re
-import threading
 import unicodedata
 from dataclasses import dataclass
-from functools import cache
 from typing import Literal
 
-import fugashi
 import phonenumbers
+
+from bot.text import TAGGER_LOCK, tagger
 
 MaskKind = Literal["phone", "email", "postal", "number", "name", "address"]
 
@@ -95,15 +94,6 @@ _INTRO_FALLBACK = re.compile(
 )
 # "と言います" also defines words (「これをカスハラと言います」); only trust it at a clause start.
 _PLAIN_SAY_CONTEXT = re.compile(r"(?:^|[\s、，,。．！？!?]|(?:私|わたし|わたくし|僕|ぼく|俺|名前|氏名)[はがも]?)$")
-
-_TAGGER_LOCK = threading.Lock()
-
-
-@cache
-def _tagger() -> fugashi.Tagger:
-    """One MeCab tagger per process: loading the dictionary takes far longer than tagging."""
-    return fugashi.Tagger()
-
 
 def mask(text: str) -> Masked:
     """Replace each span of personal data with the placeholder of its kind.
@@ -201,8 +191,8 @@ def _names(text: str) -> list[tuple[int, int, MaskKind]]:
     Only a name followed by です/と申します/と言います (or after 名前は) is taken: UniDic
     tags a few ordinary words as names, and a bare name elsewhere is too weak a signal.
     """
-    with _TAGGER_LOCK:
-        words = [(w.surface, w.feature.pos1, w.feature.pos2, w.feature.pos3, w.feature.lemma) for w in _tagger()(text)]
+    with TAGGER_LOCK:  # the tagger retrieval's text processing uses (bot.text)
+        words = [(w.surface, w.feature.pos1, w.feature.pos2, w.feature.pos3, w.feature.lemma) for w in tagger()(text)]
     offsets: list[int] = []
     position = 0
     for surface, *_ in words:

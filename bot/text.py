@@ -7,10 +7,11 @@ Queries and FAQ entries go through the same steps, so that "ｶｽﾊﾗ", "カ�
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from functools import cached_property
+from functools import cache
 
 import fugashi
 
@@ -32,6 +33,22 @@ _RESPELL_MAX_WORDS = 3
 _RESPELL_MIN_KANA = 3
 _SPACE = re.compile(r"\s+")
 _SENTENCE_END = re.compile(r"(?<=[。．！？!?\n])")
+
+
+# Held while a parse's words are read: a parse reuses the tagger's lattice, so another
+# thread's parse would change the words of one still being read.
+TAGGER_LOCK = threading.Lock()
+
+
+@cache
+def tagger() -> fugashi.Tagger:
+    """The process's one MeCab tagger (hold TAGGER_LOCK while parsing and reading words).
+
+    Why one: each tagger maps UniDic's 250 MB of dictionary files again, and a process's
+    RSS counts each mapping's pages, so a second tagger reading the same messages (the
+    masking of personal data) doubled the dictionary's share, about 45 MiB after 60
+    questions and 120 MiB after 3,350. Loading it also takes far longer than tagging."""
+    return fugashi.Tagger()
 
 
 def normalize(text: str) -> str:
@@ -61,8 +78,7 @@ def split_passage(text: str, max_chars: int) -> list[str]:
 
 
 class TextProcessor:
-    """Normalizes, folds synonyms and tokenizes to lemmas; one instance per process
-    because building the MeCab tagger is costly."""
+    """Normalizes, folds synonyms and tokenizes to lemmas, with the process's one tagger."""
 
     def __init__(self, synonyms: Iterable[Sequence[str]] = ()) -> None:
         self._canonical: dict[str, str] = {}
@@ -75,10 +91,6 @@ class TextProcessor:
         variants = sorted(self._canonical, key=len, reverse=True)
         self._pattern = re.compile("|".join(map(re.escape, variants))) if variants else None
 
-    @cached_property
-    def _tagger(self) -> fugashi.Tagger:
-        return fugashi.Tagger()
-
     def fold(self, text: str) -> str:
         """Normalized text with every synonym replaced by its group's canonical form."""
         text = normalize(text)
@@ -90,16 +102,18 @@ class TextProcessor:
         """Lemmas and reading bigrams from a single MeCab parse (the query hot path)."""
         lemmas: list[str] = []
         reading: list[str] = []
-        for word in self._tagger(self.fold(text)):
-            feature = word.feature
-            if feature.pos1 not in _SYMBOL_POS:
-                reading.append(feature.kana or to_katakana(word.surface))
-            if feature.pos1 in _DROPPED_POS:
-                continue
-            lemma = feature.lemma or word.surface
-            lemma = lemma.split("-", 1)[0] if "-" in lemma[1:] else lemma
-            if lemma not in _STOP_LEMMAS:
-                lemmas.append(lemma.lower())
+        folded = self.fold(text)
+        with TAGGER_LOCK:
+            for word in tagger()(folded):
+                feature = word.feature
+                if feature.pos1 not in _SYMBOL_POS:
+                    reading.append(feature.kana or to_katakana(word.surface))
+                if feature.pos1 in _DROPPED_POS:
+                    continue
+                lemma = feature.lemma or word.surface
+                lemma = lemma.split("-", 1)[0] if "-" in lemma[1:] else lemma
+                if lemma not in _STOP_LEMMAS:
+                    lemmas.append(lemma.lower())
         joined = "".join(reading)
         return lemmas, [joined[i : i + 2] for i in range(len(joined) - 1)]
 
@@ -111,15 +125,17 @@ class TextProcessor:
         spelling of each question lets such queries meet one written like them.
         Katakana, Latin letters and digits stay as typed, as people write them.
         """
-        return "".join(
-            word.white_space
-            + (
-                (word.feature.kana or word.surface).translate(_KATAKANA_TO_HIRAGANA)
-                if _KANJI.search(word.surface)
-                else word.surface
+        folded = self.fold(text)
+        with TAGGER_LOCK:
+            return "".join(
+                word.white_space
+                + (
+                    (word.feature.kana or word.surface).translate(_KATAKANA_TO_HIRAGANA)
+                    if _KANJI.search(word.surface)
+                    else word.surface
+                )
+                for word in tagger()(folded)
             )
-            for word in self._tagger(self.fold(text))
-        )
 
     def spellings(self, texts: Iterable[str]) -> dict[str, str]:
         """Hiragana reading -> the spelling these texts use, for words and noun compounds
@@ -133,7 +149,8 @@ class TextProcessor:
         for text in texts:
             folded = self.fold(text)
             written += _HIRAGANA_RUN.findall(folded)
-            words = [(w.surface, w.feature.pos1, w.feature.kana) for w in self._tagger(folded)]
+            with TAGGER_LOCK:
+                words = [(w.surface, w.feature.pos1, w.feature.kana) for w in tagger()(folded)]
             for start, (_, pos, _) in enumerate(words):
                 if pos not in _RESPELL_HEAD_POS:
                     continue
